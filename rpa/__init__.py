@@ -1,0 +1,1 @@
+"""accuinsight-rpa: reconciles the Accuinsight+ trial accounts with their records in Vault."""

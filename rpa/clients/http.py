@@ -1,0 +1,192 @@
+"""The HTTP layer shared by the platform REST clients (Modeler, Pipeline, MCM, CloudZ).
+
+One `JsonApi` per base URL keeps two `requests.Session`s: one retries with urllib3's `Retry`
+and serves idempotent calls, the other never retries and serves creates, so a lost reply
+never makes a resource twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from rpa.clients import errors
+
+log = logging.getLogger(__name__)
+
+STATUS_ERRORS: Mapping[int, type[errors.ClientError]] = {
+    400: errors.InvalidRequest,
+    401: errors.Unauthorized,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    422: errors.InvalidRequest,
+    429: errors.Throttled,
+}
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# An error body is kept in messages only as its `error.message` field, cut to this length,
+# because bodies of unknown shape may echo request data.
+ERROR_MESSAGE_MAX_CHARS = 200
+
+
+def make_session(*, retries: int, backoff_seconds: float, verify: bool) -> requests.Session:
+    """Build a session; `retries=0` gives one that never retries."""
+    session = requests.Session()
+    session.verify = verify
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        backoff_factor=backoff_seconds,
+        status_forcelist=RETRY_STATUSES,
+        # Every method is allowed here because only idempotent calls use this session.
+        allowed_methods=None,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=32)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class JsonApi:
+    """JSON calls against one base URL with a bearer token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        service: str,
+        token: str,
+        timeout_seconds: float,
+        retries: int,
+        backoff_seconds: float,
+        verify: bool = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.service = service
+        self._timeout_seconds = timeout_seconds
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._retrying = make_session(retries=retries, backoff_seconds=backoff_seconds, verify=verify)
+        self._single = make_session(retries=0, backoff_seconds=0, verify=verify)
+        if not verify:
+            log.warning("TLS verification is off for %s at %s", service, self.base_url)
+
+    def close(self) -> None:
+        self._retrying.close()
+        self._single.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """Send one call and return its decoded JSON body, or None for an empty reply.
+
+        Raises a `rpa.clients.errors.ClientError` subclass for every failure.
+        """
+        session = self._retrying if idempotent else self._single
+        url = f"{self.base_url}{path}"
+        where = f"{self.service} {method} {path}"
+        try:
+            reply = session.request(
+                method,
+                url,
+                params=params,
+                json=body,
+                headers=self._headers,
+                timeout=self._timeout_seconds,
+            )
+        except requests.Timeout as err:
+            raise errors.Unavailable(f"{where} timed out", service=self.service) from err
+        except requests.RequestException as err:
+            # RetryError and ConnectionError land here once the retries are spent.
+            raise errors.Unavailable(
+                f"{where} failed: {type(err).__name__}", service=self.service
+            ) from err
+        log.debug("%s -> %s", where, reply.status_code)
+        if reply.status_code >= 400:
+            raise self._status_error(where, reply)
+        if not reply.content:
+            return None
+        try:
+            return reply.json()
+        except ValueError as err:
+            raise errors.InvalidResponse(
+                f"{where} returned a body that is not JSON", service=self.service,
+                status=reply.status_code,
+            ) from err
+
+    def list_all(self, path: str, *, params: Mapping[str, Any] | None = None,
+                 per_page: int = 100) -> Iterator[dict[str, Any]]:
+        """Yield every item of a paged listing, one call per page."""
+        page = 1
+        while True:
+            reply = self.request(
+                "GET", path, idempotent=True, params={**(params or {}), "page": page,
+                                                      "per_page": per_page},
+            )
+            items, total = _page_items(reply, where=f"{self.service} GET {path}",
+                                       service=self.service)
+            yield from items
+            if page * per_page >= total or not items:
+                return
+            page += 1
+
+    def _status_error(self, where: str, reply: requests.Response) -> errors.ClientError:
+        status = reply.status_code
+        cls = STATUS_ERRORS.get(status, errors.Unavailable if status >= 500 else errors.ClientError)
+        reason = _error_message(reply)
+        message = f"{where} failed with HTTP {status}" + (f": {reason}" if reason else "")
+        return cls(message, service=self.service, status=status)
+
+
+def _page_items(reply: Any, *, where: str, service: str) -> tuple[list[dict[str, Any]], int]:
+    if (
+        not isinstance(reply, dict)
+        or not isinstance(reply.get("items"), list)
+        or not isinstance(reply.get("total"), int)
+        or not all(isinstance(item, dict) for item in reply["items"])
+    ):
+        raise errors.InvalidResponse(f"{where} returned a listing of unexpected shape",
+                                     service=service)
+    return reply["items"], reply["total"]
+
+
+def _error_message(reply: requests.Response) -> str:
+    try:
+        body = reply.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        message = body["error"].get("message")
+        if isinstance(message, str):
+            return message[:ERROR_MESSAGE_MAX_CHARS]
+    return ""
+
+
+def require_fields(item: Any, fields: Mapping[str, type], *, where: str,
+                   service: str) -> dict[str, Any]:
+    """Check that a reply object has the fields with the types the contract gives."""
+    if not isinstance(item, dict):
+        raise errors.InvalidResponse(f"{where} returned {type(item).__name__}, not an object",
+                                     service=service)
+    for name, kind in fields.items():
+        if not isinstance(item.get(name), kind):
+            # The value is left out because replies may carry secrets (session tokens).
+            raise errors.InvalidResponse(
+                f"{where} returned an object without a valid {name!r}", service=service
+            )
+    return item

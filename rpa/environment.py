@@ -1,0 +1,145 @@
+"""The outside world of one run: where records come from and the clients of every system.
+
+`open_environment` builds it from the settings, or in `--sandbox` mode from the local
+stand-ins (a running `rpa sandbox up`, else a temporary one for this run). Clients are made
+on first use, so a dry-run of one job never logs in to systems it does not read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import boto3
+
+from rpa.clients import aws
+from rpa.clients.db import Database
+from rpa.clients.http import JsonApi
+from rpa.clients.modeler import ModelerClient
+from rpa.clients.vault import VaultClient
+from rpa.inventory import Inventory, RecordSource
+from rpa.settings import Settings
+
+if TYPE_CHECKING:
+    from rpa.job import RunOptions
+    from rpa.sandbox.runtime import SandboxEndpoints
+
+log = logging.getLogger(__name__)
+
+EXAMPLE_INVENTORY = Path("examples/inventory.yaml")
+
+
+class EnvironmentError(Exception):  # noqa: A001 - the name is scoped to this package
+    """The settings do not describe a usable environment; the message names the setting."""
+
+
+@dataclass
+class Environment:
+    settings: Settings
+    records: RecordSource
+    sandbox: SandboxEndpoints | None = None
+    boto_session: boto3.Session | None = None
+    _database: Database | None = None
+    _modeler: dict[str, ModelerClient] = field(default_factory=dict)
+    _autoscaling: aws.AutoScaling | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def database(self) -> Database:
+        with self._lock:
+            if self._database is None:
+                if self.settings.db_url is None:
+                    raise EnvironmentError("RPA_DB_URL is not set: the jobs need the platform "
+                                           "database for schedule rows and the audit table")
+                database = Database.connect(self.settings.db_url.get_secret_value())
+                database.migrate()
+                self._database = database
+            return self._database
+
+    def modeler(self, site: str) -> ModelerClient:
+        """The Modeler client of a site, one per base URL for the whole run."""
+        with self._lock:
+            if site not in self._modeler:
+                self._modeler[site] = ModelerClient(self._json_api(site, "modeler"))
+            return self._modeler[site]
+
+    def autoscaling(self) -> aws.AutoScaling:
+        with self._lock:
+            if self._autoscaling is None:
+                self._autoscaling = aws.AutoScaling(self._session(), self.settings)
+            return self._autoscaling
+
+    def _session(self) -> boto3.Session:
+        if self.boto_session is None:
+            self.boto_session = aws.make_session(self.settings)
+        return self.boto_session
+
+    def _json_api(self, site: str, service: str) -> JsonApi:
+        token = self.settings.modeler_token
+        if token is None:
+            raise EnvironmentError("RPA_MODELER_TOKEN is not set")
+        base_url = self.sandbox.site_url(site) if self.sandbox else site
+        return JsonApi(base_url, service=service, token=token.get_secret_value(),
+                       timeout_seconds=self.settings.http_timeout_seconds,
+                       retries=self.settings.http_retries,
+                       backoff_seconds=self.settings.http_backoff_seconds,
+                       verify=self.settings.modeler_verify)
+
+    def prepare_sandbox(self, inventory: Inventory) -> None:
+        """Create in moto the worker-node groups that EKS makes before this tool runs."""
+        from rpa.sandbox.runtime import seed_worker_groups
+
+        groups = [(group.name, group.min, group.max)
+                  for account in inventory.accounts.values()
+                  if account.modeler and (group := account.modeler.autoscaling_group)]
+        created = seed_worker_groups(self._session(), self.settings, groups)
+        if created:
+            log.info("sandbox: created %d worker-node groups in moto", len(created))
+
+    def close(self) -> None:
+        for client in self._modeler.values():
+            client.api.close()
+        if self._database is not None:
+            self._database.close()
+
+
+@contextmanager
+def open_environment(settings: Settings, options: RunOptions) -> Iterator[Environment]:
+    with ExitStack() as stack:
+        sandbox = None
+        if options.sandbox:
+            from rpa.sandbox.runtime import open_sandbox
+
+            sandbox = stack.enter_context(open_sandbox(settings))
+            settings = sandbox.apply_to(settings)
+        env = Environment(settings, record_source(settings, options), sandbox)
+        if sandbox is not None:
+            env.boto_session = sandbox.boto_session(settings)
+        stack.callback(env.close)
+        yield env
+
+
+def record_source(settings: Settings, options: RunOptions) -> RecordSource:
+    """Pick the records: --inventory, else Vault, else (sandbox only) the bundled examples."""
+    if options.inventory_path is not None:
+        return RecordSource(path=options.inventory_path)
+    if settings.vault_addr is not None:
+        return RecordSource(vault=VaultClient(settings))
+    if options.sandbox:
+        return RecordSource(path=example_inventory())
+    raise EnvironmentError("no records: set RPA_VAULT_ADDR (and its auth settings) or pass "
+                           "--inventory PATH")
+
+
+def example_inventory() -> Path:
+    """The bundled example accounts, found from the working folder or beside the package."""
+    for candidate in (EXAMPLE_INVENTORY, Path(__file__).resolve().parent.parent
+                      / EXAMPLE_INVENTORY):
+        if candidate.is_file():
+            return candidate
+    raise EnvironmentError(f"{EXAMPLE_INVENTORY} not found: run from the repository root or "
+                           "pass --inventory PATH")

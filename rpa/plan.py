@@ -1,0 +1,109 @@
+"""Plans and their outcomes: the records that pass from planning to apply to the report.
+
+A job's planning function is pure: it takes desired state, observed state and `now` and
+returns `Action`s. Apply turns each action into an `Outcome`. Nothing here calls a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    """Action kinds; the value is the name shown in plans, reports and the audit table."""
+
+    PROJECT_CREATE = "project.create"
+    PROJECT_UPDATE = "project.update"
+    PROJECT_DELETE = "project.delete"
+    WORKSPACE_STOP = "workspace.stop"
+    DEPLOYMENT_STOP = "deployment.stop"
+    ASG_SET_DESIRED = "asg.set_desired"
+    ASG_SCHEDULE = "asg.schedule"
+    ASG_UNSCHEDULE = "asg.unschedule"
+    SCHEDULE_ROW_UPSERT = "schedule_row.upsert"
+
+
+# Kinds that remove something a user may still want; they count against --max-deletes and
+# are withheld when the records were not all read.
+DESTRUCTIVE_KINDS = frozenset({Kind.PROJECT_DELETE})
+
+
+class Status(StrEnum):
+    PLANNED = "planned"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One change to make: who it is for, what it changes, and from what to what.
+
+    `detail` is a short language-neutral text such as "desired 0 -> 2". `params` carries what
+    apply needs (never a secret). `blocked` is the reason a planned action will not be
+    applied; such an action is reported as skipped.
+    """
+
+    account: str
+    kind: Kind
+    target: str
+    detail: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    blocked: str | None = None
+
+    @property
+    def is_destructive(self) -> bool:
+        return self.kind in DESTRUCTIVE_KINDS
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Action
+    status: Status
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An account-level problem found while planning (a conflict, a missing group)."""
+
+    account: str
+    field: str
+    message: str
+
+
+def guard_deletions(
+    actions: Sequence[Action],
+    *,
+    records_complete: bool,
+    max_deletes: int,
+    allow_mass_delete: bool,
+) -> tuple[list[Action], str | None]:
+    """Block destructive actions that the run is not allowed to apply.
+
+    Returns the actions, with `blocked` set on the withheld ones, and the reason when any was
+    withheld. Nothing destructive is applied when a record could not be read or validated,
+    and nothing when the plan deletes more than `max_deletes` without `allow_mass_delete`.
+    """
+    destructive = [action for action in actions if action.is_destructive]
+    if not destructive:
+        return list(actions), None
+    if not records_complete:
+        reason = "records incomplete: deletions withheld until every record reads and validates"
+    elif len(destructive) > max_deletes and not allow_mass_delete:
+        reason = (f"{len(destructive)} deletions exceed --max-deletes {max_deletes}: "
+                  "rerun with --allow-mass-delete to apply them")
+    else:
+        return list(actions), None
+    guarded = [replace(a, blocked=reason) if a.is_destructive else a for a in actions]
+    return guarded, reason
+
+
+def count_by_status(outcomes: Iterable[Outcome]) -> dict[str, int]:
+    counts = {status.value: 0 for status in Status}
+    for outcome in outcomes:
+        counts[outcome.status.value] += 1
+    return counts

@@ -1,0 +1,205 @@
+"""Starting, finding and stopping the sandbox: the platform stand-in, moto and SQLite.
+
+`rpa sandbox up` runs `python -m rpa.sandbox serve` in the background; it writes the
+endpoints to `<dir>/sandbox.json` and keeps the stand-ins' state until `rpa sandbox down`.
+A job run with `--sandbox` uses that sandbox, or starts a temporary one for the run. Every
+server binds 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import boto3
+from pydantic import SecretStr
+
+from rpa.sandbox.platform import PlatformStandIn
+from rpa.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "sandbox.json"
+LOG_FILE = "sandbox.log"
+TOKEN = "sandbox-token"
+# Fake AWS credentials for moto; they never reach AWS because every client is pointed at moto.
+AWS_KEY = "sandbox"
+STARTUP_TIMEOUT_SECONDS = 30.0
+WORKER_LAUNCH_CONFIGURATION = "rpa-sandbox-workers"
+
+
+@dataclass(frozen=True)
+class SandboxEndpoints:
+    platform_url: str
+    aws_url: str
+    db_url: str
+    pid: int
+
+    def site_url(self, site: str) -> str:
+        """Map a record's site (a real base URL) to its folder on the platform stand-in."""
+        return f"{self.platform_url}/{site_key(site)}"
+
+    def apply_to(self, settings: Settings) -> Settings:
+        """Point the settings at the stand-ins; RPA_DB_URL, when set, keeps its database."""
+        return settings.model_copy(update={
+            "aws_endpoint_url": self.aws_url,
+            "modeler_token": SecretStr(TOKEN),
+            "db_url": settings.db_url or SecretStr(self.db_url),
+        })
+
+    def boto_session(self, settings: Settings) -> boto3.Session:
+        return boto3.Session(aws_access_key_id=AWS_KEY, aws_secret_access_key=AWS_KEY,
+                             region_name=settings.aws_region)
+
+
+def site_key(site: str) -> str:
+    parts = urlsplit(site)
+    return (parts.netloc + parts.path.rstrip("/")).replace("/", "_") or "default"
+
+
+@contextmanager
+def start_servers(folder: Path, *, latency_seconds: float = 0.0) -> Iterator[SandboxEndpoints]:
+    """Start the stand-ins in this process; they stop when the block ends."""
+    from moto.server import ThreadedMotoServer
+
+    platform = PlatformStandIn(token=TOKEN, latency_seconds=latency_seconds)
+    platform_url = platform.start()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    try:
+        yield SandboxEndpoints(platform_url, f"http://{host}:{port}",
+                               f"sqlite:///{folder / 'sandbox.db'}", os.getpid())
+    finally:
+        platform.stop()
+        moto.stop()
+
+
+def read_running(folder: Path) -> SandboxEndpoints | None:
+    """Return the endpoints of the sandbox up in `folder`, or None when none is running."""
+    try:
+        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        endpoints = SandboxEndpoints(**state)
+    except (OSError, ValueError, TypeError):
+        return None
+    return endpoints if _is_alive(endpoints.pid) else None
+
+
+@contextmanager
+def open_sandbox(settings: Settings) -> Iterator[SandboxEndpoints]:
+    running = read_running(settings.sandbox_dir)
+    if running is not None:
+        log.info("using the sandbox up in %s", settings.sandbox_dir)
+        yield running
+        return
+    log.info("no sandbox is up in %s; starting a temporary one for this run",
+             settings.sandbox_dir)
+    with tempfile.TemporaryDirectory(prefix="rpa-sandbox-") as folder, \
+            start_servers(Path(folder)) as endpoints:
+        yield endpoints
+
+
+def serve(folder: Path, *, latency_seconds: float = 0.0) -> None:
+    """Run the stand-ins in the foreground until SIGTERM or SIGINT."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    with start_servers(folder, latency_seconds=latency_seconds) as endpoints:
+        state = folder / STATE_FILE
+        state.write_text(json.dumps(asdict(endpoints)), encoding="utf-8")
+        print(f"sandbox up: platform {endpoints.platform_url}, AWS {endpoints.aws_url}, "
+              f"database {endpoints.db_url}", flush=True)
+        try:
+            stopped.wait()
+        finally:
+            state.unlink(missing_ok=True)
+            # The stand-ins keep nothing after `down`, so the database goes with them.
+            (folder / "sandbox.db").unlink(missing_ok=True)
+
+
+def up(folder: Path) -> SandboxEndpoints:
+    """Start the sandbox in the background unless one is already up in `folder`."""
+    running = read_running(folder)
+    if running is not None:
+        return running
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / STATE_FILE).unlink(missing_ok=True)
+    with (folder / LOG_FILE).open("ab") as output:
+        subprocess.Popen(
+            [sys.executable, "-m", "rpa.sandbox", "serve", "--dir", str(folder)],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True,
+        )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        running = read_running(folder)
+        if running is not None:
+            return running
+        time.sleep(0.1)
+    raise RuntimeError(f"the sandbox did not start within {STARTUP_TIMEOUT_SECONDS:.0f} s; "
+                       f"see {folder / LOG_FILE}")
+
+
+def down(folder: Path) -> bool:
+    """Stop the sandbox up in `folder`; returns False when none was running."""
+    running = read_running(folder)
+    if running is None:
+        (folder / STATE_FILE).unlink(missing_ok=True)
+        return False
+    os.kill(running.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while _is_alive(running.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (folder / STATE_FILE).unlink(missing_ok=True)
+    return True
+
+
+def seed_worker_groups(session: boto3.Session, settings: Settings,
+                       groups: Iterable[tuple[str, int, int]]) -> list[str]:
+    """Create in moto the worker-node groups that EKS would have made, at their minimum size.
+
+    The tool never creates Auto Scaling groups; in the sandbox somebody must. Takes
+    (name, min, max) and returns the names created now.
+    """
+    client = session.client("autoscaling", endpoint_url=settings.aws_endpoint_url)
+    existing = {group["AutoScalingGroupName"]
+                for page in client.get_paginator("describe_auto_scaling_groups").paginate()
+                for group in page["AutoScalingGroups"]}
+    configurations = client.describe_launch_configurations(
+        LaunchConfigurationNames=[WORKER_LAUNCH_CONFIGURATION])["LaunchConfigurations"]
+    if not configurations:
+        client.create_launch_configuration(LaunchConfigurationName=WORKER_LAUNCH_CONFIGURATION,
+                                           ImageId="ami-12c6146b", InstanceType="m5.xlarge")
+    created = []
+    for name, min_size, max_size in sorted(set(groups)):
+        if name in existing:
+            continue
+        client.create_auto_scaling_group(
+            AutoScalingGroupName=name, LaunchConfigurationName=WORKER_LAUNCH_CONFIGURATION,
+            MinSize=min_size, MaxSize=max_size, DesiredCapacity=min_size,
+            AvailabilityZones=[f"{settings.aws_region}a"],
+        )
+        created.append(name)
+    return created
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

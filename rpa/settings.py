@@ -1,0 +1,105 @@
+"""Settings of a run, read once from `RPA_*` environment variables.
+
+`load_settings()` builds one frozen `Settings` in `main()` before any client exists; a missing
+or invalid value raises `SettingsError` naming the variable, and the job exits with status 2.
+Every setting is listed with its default in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "RPA_"
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the jobs; the field `vault_addr` is read from `RPA_VAULT_ADDR`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # Vault (KV v2) with the account records.
+    vault_addr: str | None = None
+    vault_auth: Literal["token", "approle", "kubernetes"] = "token"
+    vault_token: SecretStr | None = None
+    vault_role_id: str | None = None
+    vault_secret_id: SecretStr | None = None
+    vault_k8s_role: str | None = None
+    vault_k8s_mount: str = "kubernetes"
+    vault_k8s_token_path: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    vault_kv_mount: str = "trial"
+    vault_namespace: str | None = None
+    vault_verify: bool = True
+    vault_timeout_seconds: float = Field(10.0, gt=0)
+
+    # Platform REST APIs.
+    modeler_token: SecretStr | None = None
+    modeler_verify: bool = True
+    http_timeout_seconds: float = Field(10.0, gt=0)
+    http_retries: int = Field(3, ge=0, le=10)
+    http_backoff_seconds: float = Field(0.5, ge=0)
+
+    # AWS: credentials come from boto3's usual chain (IRSA in the cluster).
+    aws_region: str = "ap-northeast-2"
+    aws_endpoint_url: str | None = None
+    aws_max_attempts: int = Field(8, ge=1, le=20)
+
+    # Database with the schedule rows and the audit table: a SQLAlchemy URL such as
+    # mysql+pymysql://user:password@host:3306/platform or sqlite:///path.
+    db_url: SecretStr | None = None
+
+    # Safety limits and run shape.
+    max_deletes: int = Field(10, ge=0)
+    concurrency: int = Field(8, ge=1, le=64)
+    scheduled_action_count: int = Field(2, ge=0, le=10)
+
+    # Output.
+    lang: Literal["ko", "en"] = "ko"
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Sandbox: the folder of the stand-ins that `rpa sandbox up` started.
+    sandbox_dir: Path = Path(".rpa-sandbox")
+
+    @model_validator(mode="after")
+    def _check_vault_auth(self) -> Settings:
+        if self.vault_addr is None:
+            return self
+        needed = {
+            "token": ["vault_token"],
+            "approle": ["vault_role_id", "vault_secret_id"],
+            "kubernetes": ["vault_k8s_role"],
+        }[self.vault_auth]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            names = ", ".join(env_name(name) for name in missing)
+            raise ValueError(f"RPA_VAULT_AUTH={self.vault_auth} needs {names}")
+        return self
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment, apply command-line overrides, and validate.
+
+    Raises SettingsError with the variable name and the reason.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        problems = []
+        for item in err.errors():
+            field = ".".join(str(part) for part in item["loc"])
+            where = env_name(field) if field else "settings"
+            # The input is left out because a wrong value of a secret setting is still secret.
+            problems.append(f"{where}: {item['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
