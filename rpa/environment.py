@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 EXAMPLE_INVENTORY = Path("examples/inventory.yaml")
 
 
-class EnvironmentError(Exception):  # noqa: A001 - the name is scoped to this package
+class EnvironmentError(Exception):
     """The settings do not describe a usable environment; the message names the setting."""
 
 

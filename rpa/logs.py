@@ -49,12 +49,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class StderrHandler(logging.StreamHandler[Any]):
+    """Writes to whatever `sys.stderr` is at the time, since test runners replace it."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(job)s run=%(run_id)s account=%(account)s %(message)s"
 
 
 def setup_logging(*, job: str, run_id: str, dry_run: bool, level: str, fmt: str) -> None:
     """Replace the root handlers with one stderr handler for this run."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.addFilter(RunContext(job, run_id, dry_run))
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()

@@ -166,8 +166,9 @@ def _plan_projects(account: Account, site: SiteState, result: PlanResult) -> Non
 def _plan_stops(account: Account, site: SiteState, result: PlanResult) -> None:
     modeler = _modeler(account)
     projects = {p.id: p.name for p in site.projects if p.owner == account.name}
-    for kind, action_kind in (("workspaces", Kind.WORKSPACE_STOP),
-                              ("deployments", Kind.DEPLOYMENT_STOP)):
+    stops: tuple[tuple[ItemKind, Kind], ...] = (("workspaces", Kind.WORKSPACE_STOP),
+                                                 ("deployments", Kind.DEPLOYMENT_STOP))
+    for kind, action_kind in stops:
         for item in site.running.get(kind, []):
             if item.project_id in projects and item.status == "RUNNING":
                 result.actions.append(Action(

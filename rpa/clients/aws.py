@@ -114,15 +114,15 @@ class AutoScaling:
         wanted = sorted(set(names))
         groups: dict[str, GroupState] = {}
         for start in range(0, len(wanted), GROUP_NAMES_PER_CALL):
-            batch = wanted[start:start + GROUP_NAMES_PER_CALL]
-            paginator = self._client.get_paginator("describe_auto_scaling_groups")
-            pages = call(self.service, "DescribeAutoScalingGroups", f"{len(batch)} groups",
-                         lambda batch=batch: list(  # type: ignore[misc]
-                             paginator.paginate(AutoScalingGroupNames=batch)))
-            for page in pages:
-                for group in page["AutoScalingGroups"]:
-                    groups[group["AutoScalingGroupName"]] = _group_state(group)
+            for group in self._describe_batch(wanted[start:start + GROUP_NAMES_PER_CALL]):
+                groups[group.name] = group
         return groups
+
+    def _describe_batch(self, names: list[str]) -> list[GroupState]:
+        paginator = self._client.get_paginator("describe_auto_scaling_groups")
+        pages = call(self.service, "DescribeAutoScalingGroups", f"{len(names)} groups",
+                     lambda: list(paginator.paginate(AutoScalingGroupNames=names)))
+        return [_group_state(group) for page in pages for group in page["AutoScalingGroups"]]
 
     def describe_scheduled_actions(self, groups: Iterable[str]) -> dict[str, list[ScheduledAction]]:
         """Return this tool's one-off scheduled actions of the named groups.
@@ -167,7 +167,7 @@ class AutoScaling:
             log.debug("scheduled action %s/%s was already gone", group, name)
 
 
-def _group_state(group: dict[str, Any]) -> GroupState:
+def _group_state(group: Any) -> GroupState:
     in_service = sum(1 for instance in group.get("Instances", [])
                      if instance.get("LifecycleState") == "InService")
     return GroupState(group["AutoScalingGroupName"], group["MinSize"], group["MaxSize"],

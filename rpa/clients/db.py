@@ -258,7 +258,7 @@ class Database:
             ) from err
 
 
-def _schedule_row(row: Mapping[str, Any]) -> ScheduleRow:
+def _schedule_row(row: sa.RowMapping) -> ScheduleRow:
     return ScheduleRow(
         job=row["job"], account=row["account"], days=row["days"],
         start_time=row["start_time"], end_time=row["end_time"], timezone=row["timezone"],

@@ -74,6 +74,7 @@ class JsonApi:
         self.base_url = base_url.rstrip("/")
         self.service = service
         self._timeout_seconds = timeout_seconds
+        self._token = token
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self._retrying = make_session(retries=retries, backoff_seconds=backoff_seconds, verify=verify)
         self._single = make_session(retries=0, backoff_seconds=0, verify=verify)
@@ -148,7 +149,7 @@ class JsonApi:
     def _status_error(self, where: str, reply: requests.Response) -> errors.ClientError:
         status = reply.status_code
         cls = STATUS_ERRORS.get(status, errors.Unavailable if status >= 500 else errors.ClientError)
-        reason = _error_message(reply)
+        reason = _error_message(reply, token=self._token)
         message = f"{where} failed with HTTP {status}" + (f": {reason}" if reason else "")
         return cls(message, service=self.service, status=status)
 
@@ -165,7 +166,7 @@ def _page_items(reply: Any, *, where: str, service: str) -> tuple[list[dict[str,
     return reply["items"], reply["total"]
 
 
-def _error_message(reply: requests.Response) -> str:
+def _error_message(reply: requests.Response, *, token: str) -> str:
     try:
         body = reply.json()
     except ValueError:
@@ -173,6 +174,10 @@ def _error_message(reply: requests.Response) -> str:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         message = body["error"].get("message")
         if isinstance(message, str):
+            # A server that echoes request headers would otherwise put the token in the
+            # message; it is masked before the cut, so no part of it is left either.
+            if token:
+                message = message.replace(token, "***")
             return message[:ERROR_MESSAGE_MAX_CHARS]
     return ""
 

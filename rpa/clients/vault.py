@@ -142,7 +142,8 @@ class VaultClient:
             else:
                 self._login_kubernetes()
         except (hvac.exceptions.VaultError, requests.RequestException) as err:
-            raise _translate(f"login with {settings.vault_auth} auth at {self.addr}", err) from err
+            raise _translate(f"login with {settings.vault_auth} auth at {self.addr}", err,
+                             addr=self.addr) from err
 
     def _login_kubernetes(self) -> None:
         # hvac's kubernetes login takes the service-account token itself, not the file.
@@ -166,13 +167,13 @@ class VaultClient:
             except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized) as err:
                 # An expired token answers 403; a login method can get a new one, once.
                 if relogged or self._settings.vault_auth == "token":
-                    raise _translate(where, err) from err
+                    raise _translate(where, err, addr=self.addr) from err
                 log.warning("Vault answered %s to %s; logging in again",
                             type(err).__name__, where)
                 self._login()
                 relogged = True
             except (hvac.exceptions.VaultError, requests.RequestException) as err:
-                raise _translate(where, err) from err
+                raise _translate(where, err, addr=self.addr) from err
 
 
 _HVAC_ERRORS: list[tuple[type[Exception], type[errors.ClientError], int | None]] = [
@@ -187,11 +188,13 @@ _HVAC_ERRORS: list[tuple[type[Exception], type[errors.ClientError], int | None]]
 ]
 
 
-def _translate(where: str, err: Exception) -> errors.ClientError:
+def _translate(where: str, err: Exception, *, addr: str) -> errors.ClientError:
     """Map an hvac or requests error to ours; hvac messages name paths, never values."""
     if isinstance(err, requests.RequestException):
-        return errors.Unavailable(f"Vault {where}: cannot reach Vault ({type(err).__name__})",
-                                  service=SERVICE)
+        # The address is what an operator checks first when Vault cannot be reached.
+        at = "" if addr in where else f" at {addr}"
+        return errors.Unavailable(
+            f"Vault {where}: cannot reach Vault{at} ({type(err).__name__})", service=SERVICE)
     for hvac_class, ours, status in _HVAC_ERRORS:
         if isinstance(err, hvac_class):
             detail = "sealed" if isinstance(err, hvac.exceptions.VaultDown) else _first_line(err)

@@ -69,8 +69,16 @@ def site_key(site: str) -> str:
     return (parts.netloc + parts.path.rstrip("/")).replace("/", "_") or "default"
 
 
+@dataclass(frozen=True)
+class Servers:
+    """The stand-ins running in this process: their endpoints and the platform server."""
+
+    endpoints: SandboxEndpoints
+    platform: PlatformStandIn
+
+
 @contextmanager
-def start_servers(folder: Path, *, latency_seconds: float = 0.0) -> Iterator[SandboxEndpoints]:
+def start_servers(folder: Path, *, latency_seconds: float = 0.0) -> Iterator[Servers]:
     """Start the stand-ins in this process; they stop when the block ends."""
     from moto.server import ThreadedMotoServer
 
@@ -80,8 +88,9 @@ def start_servers(folder: Path, *, latency_seconds: float = 0.0) -> Iterator[San
     moto.start()
     host, port = moto.get_host_and_port()
     try:
-        yield SandboxEndpoints(platform_url, f"http://{host}:{port}",
-                               f"sqlite:///{folder / 'sandbox.db'}", os.getpid())
+        endpoints = SandboxEndpoints(platform_url, f"http://{host}:{port}",
+                                     f"sqlite:///{folder / 'sandbox.db'}", os.getpid())
+        yield Servers(endpoints, platform)
     finally:
         platform.stop()
         moto.stop()
@@ -107,8 +116,8 @@ def open_sandbox(settings: Settings) -> Iterator[SandboxEndpoints]:
     log.info("no sandbox is up in %s; starting a temporary one for this run",
              settings.sandbox_dir)
     with tempfile.TemporaryDirectory(prefix="rpa-sandbox-") as folder, \
-            start_servers(Path(folder)) as endpoints:
-        yield endpoints
+            start_servers(Path(folder)) as servers:
+        yield servers.endpoints
 
 
 def serve(folder: Path, *, latency_seconds: float = 0.0) -> None:
@@ -117,7 +126,8 @@ def serve(folder: Path, *, latency_seconds: float = 0.0) -> None:
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopped.set())
-    with start_servers(folder, latency_seconds=latency_seconds) as endpoints:
+    with start_servers(folder, latency_seconds=latency_seconds) as servers:
+        endpoints = servers.endpoints
         state = folder / STATE_FILE
         state.write_text(json.dumps(asdict(endpoints)), encoding="utf-8")
         print(f"sandbox up: platform {endpoints.platform_url}, AWS {endpoints.aws_url}, "

@@ -1,0 +1,79 @@
+"""Fixtures shared by the whole test suite.
+
+Every test runs with fake AWS credentials and without the developer's `RPA_*` settings, so no
+test can reach real AWS or pick up a real Vault or database by accident. The `mysql_url`
+fixture gives the local MariaDB with none of the tool's tables in it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+# Variables of the test harness itself, kept when the RPA_* settings are cleared.
+TEST_ENV_PREFIX = "RPA_TEST_"
+DEFAULT_TEST_DB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+                         ) -> None:
+    """Replace AWS credentials with fake ones and clear the tool's settings."""
+    for name in list(os.environ):
+        if name.startswith("AWS_") or (
+            name.startswith("RPA_") and not name.startswith(TEST_ENV_PREFIX)
+        ):
+            monkeypatch.delenv(name)
+    # Files that do not exist, so boto3 reads no profile of the developer's ~/.aws.
+    missing = tmp_path_factory.getbasetemp() / "no-aws-config"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(missing / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(missing / "credentials"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_SECURITY_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
+    # The credentials above come first in boto3's chain; this also stops any fallback to the
+    # instance metadata service.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def drop_rpa_tables(engine: sa.Engine) -> None:
+    """Drop every table whose name starts with rpa_, the migrations table included."""
+    with engine.begin() as conn:
+        for name in sa.inspect(conn).get_table_names():
+            if name.startswith("rpa_"):
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS `{name}`"))
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """Return the URL of the test MariaDB with no rpa_* table, and drop them again after.
+
+    The server is named by RPA_TEST_DB_URL (default root@127.0.0.1:3306/test). When it
+    cannot be reached the test fails under CI, which must run it, and is skipped elsewhere.
+    """
+    url = os.environ.get("RPA_TEST_DB_URL", DEFAULT_TEST_DB_URL)
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        drop_rpa_tables(engine)
+    except sa.exc.OperationalError as err:
+        engine.dispose()
+        reason = f"test database {sa.make_url(url).render_as_string()} is not reachable: {err.orig}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield url
+    finally:
+        drop_rpa_tables(engine)
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'rpa.db'}"
