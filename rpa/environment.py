@@ -20,7 +20,11 @@ import boto3
 from rpa.clients import aws
 from rpa.clients.db import Database
 from rpa.clients.http import JsonApi
+from rpa.clients.mcm import McmClient
 from rpa.clients.modeler import ModelerClient
+from rpa.clients.pipeline import PipelineClient
+from rpa.clients.portal import PortalClient
+from rpa.clients.sso import SsoTokens
 from rpa.clients.vault import VaultClient
 from rpa.inventory import Inventory, RecordSource
 from rpa.settings import Settings
@@ -47,6 +51,13 @@ class Environment:
     _database: Database | None = None
     _modeler: dict[str, ModelerClient] = field(default_factory=dict)
     _autoscaling: aws.AutoScaling | None = None
+    _s3: aws.S3 | None = None
+    _iam: aws.Iam | None = None
+    _pipeline: PipelineClient | None = None
+    _portal: PortalClient | None = None
+    _sso: SsoTokens | None = None
+    _mcm: dict[str, McmClient] = field(default_factory=dict)
+    _emr: aws.Emr | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def database(self) -> Database:
@@ -72,6 +83,78 @@ class Environment:
             if self._autoscaling is None:
                 self._autoscaling = aws.AutoScaling(self._session(), self.settings)
             return self._autoscaling
+
+    def s3(self) -> aws.S3:
+        with self._lock:
+            if self._s3 is None:
+                self._s3 = aws.S3(self._session(), self.settings)
+            return self._s3
+
+    def iam(self) -> aws.Iam:
+        with self._lock:
+            if self._iam is None:
+                self._iam = aws.Iam(self._session(), self.settings)
+            return self._iam
+
+    def pipeline(self) -> PipelineClient:
+        with self._lock:
+            if self._pipeline is None:
+                url = self._required_url("pipeline_url")
+                self._pipeline = PipelineClient(self._platform_api(url, "pipeline"))
+            return self._pipeline
+
+    def portal(self) -> PortalClient:
+        with self._lock:
+            if self._portal is None:
+                url = self._required_url("portal_url")
+                self._portal = PortalClient(self._platform_api(url, "portal"))
+            return self._portal
+
+    def _platform_api(self, url: str, service: str) -> JsonApi:
+        """A client for a platform service that takes SSO tokens (Pipeline, portal)."""
+        if self._sso is None:
+            settings = self.settings
+            sso_url = self._required_url("sso_url")
+            if settings.sso_client_id is None or settings.sso_client_secret is None:
+                raise EnvironmentError("RPA_SSO_CLIENT_ID and RPA_SSO_CLIENT_SECRET must be "
+                                       "set for the Pipeline and portal calls")
+            self._sso = SsoTokens(sso_url, client_id=settings.sso_client_id,
+                                  client_secret=settings.sso_client_secret.get_secret_value(),
+                                  timeout_seconds=settings.http_timeout_seconds,
+                                  verify=settings.platform_verify)
+        return JsonApi(url, service=service, token=self._sso,
+                       timeout_seconds=self.settings.http_timeout_seconds,
+                       retries=self.settings.http_retries,
+                       backoff_seconds=self.settings.http_backoff_seconds,
+                       verify=self.settings.platform_verify)
+
+    def _required_url(self, name: str) -> str:
+        url = getattr(self.settings, name)
+        if url is None:
+            raise EnvironmentError(f"RPA_{name.upper()} is not set")
+        return self.sandbox.site_url(url) if self.sandbox else str(url)
+
+    def mcm(self, site: str) -> McmClient:
+        """The MCM client of a site, one per base URL for the whole run."""
+        with self._lock:
+            if site not in self._mcm:
+                token = self.settings.mcm_token
+                if token is None:
+                    raise EnvironmentError("RPA_MCM_TOKEN is not set")
+                base_url = self.sandbox.site_url(site) if self.sandbox else site
+                self._mcm[site] = McmClient(JsonApi(
+                    base_url, service="mcm", token=token.get_secret_value(),
+                    timeout_seconds=self.settings.http_timeout_seconds,
+                    retries=self.settings.http_retries,
+                    backoff_seconds=self.settings.http_backoff_seconds,
+                    verify=self.settings.mcm_verify))
+            return self._mcm[site]
+
+    def emr(self) -> aws.Emr:
+        with self._lock:
+            if self._emr is None:
+                self._emr = aws.Emr(self._session(), self.settings)
+            return self._emr
 
     def _session(self) -> boto3.Session:
         if self.boto_session is None:
@@ -103,6 +186,11 @@ class Environment:
     def close(self) -> None:
         for client in self._modeler.values():
             client.api.close()
+        for mcm in self._mcm.values():
+            mcm.api.close()
+        for platform in (self._pipeline, self._portal):
+            if platform is not None:
+                platform.api.close()
         if self._database is not None:
             self._database.close()
 

@@ -39,6 +39,12 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "kind.asg.schedule": {"ko": "Auto Scaling 예약 작업 등록", "en": "register Auto Scaling scheduled action"},
     "kind.asg.unschedule": {"ko": "Auto Scaling 예약 작업 삭제", "en": "delete Auto Scaling scheduled action"},
     "kind.schedule_row.upsert": {"ko": "스케줄 행 기록", "en": "write schedule row"},
+    "kind.bucket.create": {"ko": "S3 버킷 생성", "en": "create S3 bucket"},
+    "kind.bucket.configure": {"ko": "S3 버킷 설정", "en": "configure S3 bucket"},
+    "kind.iam.create": {"ko": "IAM 자격 생성", "en": "create IAM identity"},
+    "kind.iam.policy": {"ko": "IAM 정책 기록", "en": "write IAM policy"},
+    "kind.pipeline.register_storage": {"ko": "Pipeline 스토리지 등록", "en": "register Pipeline storage"},
+    "kind.group.add": {"ko": "체험 사용자 그룹 추가", "en": "add to trial user group"},
 }
 
 

@@ -127,11 +127,46 @@ class GroupSize(Record):
         return self
 
 
+def bucket_name_problem(name: str) -> str | None:
+    """Return why `name` breaks S3's bucket naming rules, or None when it is valid."""
+    if not 3 <= len(name) <= 63:
+        return f"bucket name {name!r} must be 3 to 63 characters long"
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*[a-z0-9]", name):
+        return (f"bucket name {name!r} may contain only lower-case letters, digits, '.' and "
+                "'-', and must start and end with a letter or digit")
+    if ".." in name or ".-" in name or "-." in name:
+        return f"bucket name {name!r} must not have '..', '.-' or '-.'"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return f"bucket name {name!r} must not look like an IP address"
+    for prefix in ("xn--", "sthree-", "amzn-s3-demo-"):
+        if name.startswith(prefix):
+            return f"bucket name {name!r} must not start with {prefix!r}"
+    for suffix in ("-s3alias", "--ol-s3", "--x-s3", "--table-s3"):
+        if name.endswith(suffix):
+            return f"bucket name {name!r} must not end with {suffix!r}"
+    return None
+
+
+def _check_bucket(name: str | None) -> str | None:
+    if name is not None and (problem := bucket_name_problem(name)):
+        raise ValueError(problem)
+    return name
+
+
+class StorageSpec(Record):
+    """The account's S3 bucket and IAM identity; absent names come from the settings."""
+
+    bucket: Annotated[str | None, AfterValidator(_check_bucket)] = None
+    versioning: bool = False
+    iam_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9+=,.@_-]{1,64}$")
+
+
 class ModelerRecord(Record):
     site: SiteUrl
     schedule: Schedule
     projects: list[Project] = []
     autoscaling_group: GroupSize | None = None
+    storage: StorageSpec = StorageSpec()
 
     @field_validator("projects")
     @classmethod

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from rpa import base_resources
 from rpa.clients import errors
 from rpa.clients.aws import SCHEDULED_ACTION_PREFIX, GroupState, ScheduledAction
 from rpa.clients.db import ScheduleRow
@@ -25,6 +26,7 @@ from rpa.inventory import Account, GroupSize, Inventory, ModelerRecord, today_in
 from rpa.job import PlanResult, Run
 from rpa.plan import Action, Kind, Problem
 from rpa.schedule import Schedule
+from rpa.schedule_rows import schedule_row_for
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +65,21 @@ class ModelerJob:
         accounts = [account for account in inventory.accounts.values()
                     if account.modeler is not None and account.is_in_period(today)]
         observed = observe(run, accounts)
-        return plan_changes(accounts, observed, now=run.now,
-                            scheduled_action_count=run.settings.scheduled_action_count)
+        result = plan_changes(accounts, observed, now=run.now,
+                              scheduled_action_count=run.settings.scheduled_action_count)
+        if run.settings.base_resources:
+            base = base_resources.plan_base(accounts, base_resources.observe(run, accounts),
+                                            run.settings)
+            # Stable sort: each account's actions stay together, in the order planned.
+            result.actions = sorted(result.actions + base.actions, key=lambda a: a.account)
+            result.problems += base.problems
+        return result
 
     def apply(self, run: Run, action: Action) -> None:
-        apply_action(run, action)
+        if action.kind in base_resources.BASE_KINDS:
+            base_resources.apply_base(run, action)
+        else:
+            apply_action(run, action)
 
 
 # Observe: one listing per resource type and site, never one call per account.
@@ -242,18 +254,6 @@ def _plan_scheduled_actions(account: Account, group: GroupSize,
             result.actions.append(Action(account.name, Kind.ASG_UNSCHEDULE,
                                          f"{group.name}/{found.name}", "no longer scheduled",
                                          {"group": group.name, "name": found.name}))
-
-
-def schedule_row_for(job: str, account: str, schedule: Schedule, now: dt.datetime
-                     ) -> ScheduleRow:
-    switches = schedule.transitions(now, now + SCHEDULE_HORIZON)
-    next_on = next((at for at, state in switches if state and at > now), None)
-    next_off = next((at for at, state in switches if not state and at > now), None)
-    days = schedule.days if isinstance(schedule.days, str) else ",".join(schedule.days)
-    return ScheduleRow(job, account, days, schedule.start, schedule.end, schedule.timezone,
-                       schedule.holidays,
-                       tuple(day.isoformat() for day in sorted(schedule.exclude_dates)),
-                       next_on, next_off)
 
 
 def _plan_schedule_row(account: Account, current: ScheduleRow | None, now: dt.datetime,

@@ -24,11 +24,32 @@ class Kind(StrEnum):
     ASG_SCHEDULE = "asg.schedule"
     ASG_UNSCHEDULE = "asg.unschedule"
     SCHEDULE_ROW_UPSERT = "schedule_row.upsert"
+    BUCKET_CREATE = "bucket.create"
+    BUCKET_CONFIGURE = "bucket.configure"
+    IAM_CREATE = "iam.create"
+    IAM_POLICY = "iam.policy"
+    PIPELINE_REGISTER_STORAGE = "pipeline.register_storage"
+    GROUP_ADD = "group.add"
+    CLUSTER_CREATE = "cluster.create"
+    CLUSTER_TERMINATE = "cluster.terminate"
+    CLUSTER_TERMINATE_OFF_CORE = "cluster.terminate_off_core"
+    CLUSTER_REGISTER = "cluster.register"
+    CLUSTER_ASSIGN = "cluster.assign"
+    CLUSTER_UNASSIGN = "cluster.unassign"
+    MCM_SCHEDULE_PUT = "mcm_schedule.put"
+    MCM_SCHEDULE_DELETE = "mcm_schedule.delete"
 
 
 # Kinds that remove something a user may still want; they count against --max-deletes and
 # are withheld when the records were not all read.
-DESTRUCTIVE_KINDS = frozenset({Kind.PROJECT_DELETE})
+DESTRUCTIVE_KINDS = frozenset({Kind.PROJECT_DELETE, Kind.CLUSTER_TERMINATE,
+                               Kind.CLUSTER_TERMINATE_OFF_CORE})
+# Destructive kinds that the schedule makes routine. They are withheld with the others when
+# the records are incomplete, but they do not count against --max-deletes. The end of core
+# time terminates the clusters of every account that shares the schedule at the same
+# instant, often more than the limit. Counting them would block that every evening, or
+# force a limit above the pool size, which would no longer protect anything else.
+SCHEDULED_DESTRUCTIVE_KINDS = frozenset({Kind.CLUSTER_TERMINATE_OFF_CORE})
 
 
 class Status(StrEnum):
@@ -87,18 +108,24 @@ def guard_deletions(
     Returns the actions, with `blocked` set on the withheld ones, and the reason when any was
     withheld. Nothing destructive is applied when a record could not be read or validated,
     and nothing when the plan deletes more than `max_deletes` without `allow_mass_delete`.
+    Kinds in SCHEDULED_DESTRUCTIVE_KINDS are left out of that count and are not withheld
+    by it.
     """
     destructive = [action for action in actions if action.is_destructive]
+    counted = [action for action in destructive
+               if action.kind not in SCHEDULED_DESTRUCTIVE_KINDS]
     if not destructive:
         return list(actions), None
     if not records_complete:
         reason = "records incomplete: deletions withheld until every record reads and validates"
-    elif len(destructive) > max_deletes and not allow_mass_delete:
-        reason = (f"{len(destructive)} deletions exceed --max-deletes {max_deletes}: "
+        withheld = DESTRUCTIVE_KINDS
+    elif len(counted) > max_deletes and not allow_mass_delete:
+        reason = (f"{len(counted)} deletions exceed --max-deletes {max_deletes}: "
                   "rerun with --allow-mass-delete to apply them")
+        withheld = DESTRUCTIVE_KINDS - SCHEDULED_DESTRUCTIVE_KINDS
     else:
         return list(actions), None
-    guarded = [replace(a, blocked=reason) if a.is_destructive else a for a in actions]
+    guarded = [replace(a, blocked=reason) if a.kind in withheld else a for a in actions]
     return guarded, reason
 
 

@@ -42,14 +42,43 @@ class Settings(BaseSettings):
     # Platform REST APIs.
     modeler_token: SecretStr | None = None
     modeler_verify: bool = True
+    mcm_token: SecretStr | None = None
+    mcm_verify: bool = True
     http_timeout_seconds: float = Field(10.0, gt=0)
     http_retries: int = Field(3, ge=0, le=10)
     http_backoff_seconds: float = Field(0.5, ge=0)
+
+    # Base resources of every account: S3 bucket, IAM identity, Pipeline storage, group.
+    # `{account_dns}` is the account name in lower case with "_" as "-", as S3 needs.
+    base_resources: bool = True
+    bucket_template: str = "accuinsight-{account_dns}"
+    iam_kind: Literal["role", "user"] = "role"
+    iam_name_template: str = "trial-{account_dns}"
+    # Principal allowed to assume the account roles; empty means this AWS account's root.
+    iam_trust_principal: str | None = None
+    account_group: str = "trial-users"
+    pipeline_url: str | None = None
+    portal_url: str | None = None
+    sso_url: str | None = None
+    sso_client_id: str | None = None
+    sso_client_secret: SecretStr | None = None
+    platform_verify: bool = True
 
     # AWS: credentials come from boto3's usual chain (IRSA in the cluster).
     aws_region: str = "ap-northeast-2"
     aws_endpoint_url: str | None = None
     aws_max_attempts: int = Field(8, ge=1, le=20)
+
+    # EMR clusters of the mcm job. The roles are EMR's default role names; the subnet and
+    # log bucket are left to EMR's defaults when unset.
+    emr_service_role: str = "EMR_DefaultRole"
+    emr_instance_profile: str = "EMR_EC2_DefaultRole"
+    emr_subnet_id: str | None = None
+    emr_log_uri: str | None = None
+    # After this many Spot losses of one cluster within 24 hours, it is recreated On-Demand.
+    spot_fallback_after: int = Field(2, ge=1)
+    # A cluster still STARTING this long after its creation is replaced, once.
+    emr_starting_limit_minutes: int = Field(45, ge=1)
 
     # Database with the schedule rows and the audit table: a SQLAlchemy URL such as
     # mysql+pymysql://user:password@host:3306/platform or sqlite:///path.
@@ -67,6 +96,16 @@ class Settings(BaseSettings):
 
     # Sandbox: the folder of the stand-ins that `rpa sandbox up` started.
     sandbox_dir: Path = Path(".rpa-sandbox")
+
+    @model_validator(mode="after")
+    def _check_templates(self) -> Settings:
+        for name in ("bucket_template", "iam_name_template"):
+            try:
+                getattr(self, name).format(account="a", account_dns="a")
+            except (KeyError, IndexError, ValueError) as err:
+                raise ValueError(f"{env_name(name)} may use only {{account}} and "
+                                 f"{{account_dns}}: {err}") from None
+        return self
 
     @model_validator(mode="after")
     def _check_vault_auth(self) -> Settings:

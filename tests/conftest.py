@@ -7,12 +7,17 @@ fixture gives the local MariaDB with none of the tool's tables in it.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy as sa
+
+from rpa.sandbox.runtime import STATE_FILE, Servers, start_servers
 
 # Variables of the test harness itself, kept when the RPA_* settings are cleared.
 TEST_ENV_PREFIX = "RPA_TEST_"
@@ -37,8 +42,8 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_SECURITY_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
-    # The credentials above come first in boto3's chain; this also stops any fallback to the
-    # instance metadata service.
+    # The credentials above come first in boto3's chain, and this also stops any fallback to
+    # the instance metadata service.
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
@@ -77,3 +82,17 @@ def mysql_url() -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'rpa.db'}"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Servers]:
+    """Stand-ins in this process, found by the CLI through RPA_SANDBOX_DIR."""
+    folder = tmp_path / "sandbox"
+    folder.mkdir()
+    with start_servers(folder) as servers:
+        # moto keeps its state per process; start every test from an empty AWS.
+        requests.post(f"{servers.endpoints.aws_url}/moto-api/reset", timeout=10)
+        (folder / STATE_FILE).write_text(json.dumps(asdict(servers.endpoints)),
+                                         encoding="utf-8")
+        monkeypatch.setenv("RPA_SANDBOX_DIR", str(folder))
+        yield servers

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from rpa.clients.modeler import RemoteItem, RemoteProject
 from rpa.inventory import Account, load_file, validate_records
 from rpa.modeler import Observed, SiteState, plan_changes, schedule_row_for
 from rpa.plan import Kind
-from rpa.sandbox.runtime import STATE_FILE, TOKEN, Servers, site_key, start_servers
+from rpa.sandbox.runtime import TOKEN, Servers, site_key
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "inventory.yaml"
 # Friday 2026-12-04 10:00 in Seoul: core time for MON-FRI 09:00-18:00.
@@ -221,20 +219,6 @@ def test_plan_site_error_is_problem() -> None:
 
 # Whole runs through the CLI against the sandbox.
 
-@pytest.fixture
-def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Servers]:
-    """Stand-ins in this process, found by the CLI through RPA_SANDBOX_DIR."""
-    folder = tmp_path / "sandbox"
-    folder.mkdir()
-    with start_servers(folder) as servers:
-        # moto keeps its state per process; start every test from an empty AWS.
-        requests.post(f"{servers.endpoints.aws_url}/moto-api/reset", timeout=10)
-        (folder / STATE_FILE).write_text(json.dumps(asdict(servers.endpoints)),
-                                         encoding="utf-8")
-        monkeypatch.setenv("RPA_SANDBOX_DIR", str(folder))
-        yield servers
-
-
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     status = main(["modeler", "--sandbox", *args])
     out, err = capsys.readouterr()
@@ -257,7 +241,8 @@ def test_dry_run_changes_nothing(sandbox: Servers, capsys: pytest.CaptureFixture
     assert report["dry_run"] is True
     assert report["actions"]
     assert {a["status"] for a in report["actions"]} == {"planned"}
-    methods = {method for (_, method, _) in sandbox.platform.calls}
+    # The SSO token request is a POST that changes nothing; every other call only reads.
+    methods = {method for (api, method, _) in sandbox.platform.calls if api != "sso"}
     assert methods == {"GET"}
     assert sandbox.platform.projects(site_key("https://modeler-a.trial.accuinsight.example")) == []
     with _sqlite(sandbox).connect() as conn:

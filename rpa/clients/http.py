@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -57,6 +57,29 @@ def make_session(*, retries: int, backoff_seconds: float, verify: bool) -> reque
     return session
 
 
+class TokenSource(Protocol):
+    """Where a client gets its bearer token; a renewable one is asked again after a 401."""
+
+    renewable: bool
+
+    def token(self) -> str: ...
+
+    def invalidate(self) -> None: ...
+
+
+class StaticToken:
+    renewable = False
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def token(self) -> str:
+        return self._value
+
+    def invalidate(self) -> None:
+        pass
+
+
 class JsonApi:
     """JSON calls against one base URL with a bearer token."""
 
@@ -65,7 +88,7 @@ class JsonApi:
         base_url: str,
         *,
         service: str,
-        token: str,
+        token: str | TokenSource,
         timeout_seconds: float,
         retries: int,
         backoff_seconds: float,
@@ -74,9 +97,9 @@ class JsonApi:
         self.base_url = base_url.rstrip("/")
         self.service = service
         self._timeout_seconds = timeout_seconds
-        self._token = token
-        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self._retrying = make_session(retries=retries, backoff_seconds=backoff_seconds, verify=verify)
+        self._tokens = StaticToken(token) if isinstance(token, str) else token
+        self._retrying = make_session(retries=retries, backoff_seconds=backoff_seconds,
+                                      verify=verify)
         self._single = make_session(retries=0, backoff_seconds=0, verify=verify)
         if not verify:
             log.warning("TLS verification is off for %s at %s", service, self.base_url)
@@ -98,25 +121,13 @@ class JsonApi:
 
         Raises a `rpa.clients.errors.ClientError` subclass for every failure.
         """
-        session = self._retrying if idempotent else self._single
-        url = f"{self.base_url}{path}"
         where = f"{self.service} {method} {path}"
-        try:
-            reply = session.request(
-                method,
-                url,
-                params=params,
-                json=body,
-                headers=self._headers,
-                timeout=self._timeout_seconds,
-            )
-        except requests.Timeout as err:
-            raise errors.Unavailable(f"{where} timed out", service=self.service) from err
-        except requests.RequestException as err:
-            # RetryError and ConnectionError land here once the retries are spent.
-            raise errors.Unavailable(
-                f"{where} failed: {type(err).__name__}", service=self.service
-            ) from err
+        reply = self._send(method, path, idempotent=idempotent, params=params, body=body)
+        if reply.status_code == 401 and self._tokens.renewable:
+            # A 401 means the call was not carried out, so even a create may be sent again.
+            log.info("%s answered 401; renewing the token and trying once more", where)
+            self._tokens.invalidate()
+            reply = self._send(method, path, idempotent=idempotent, params=params, body=body)
         log.debug("%s -> %s", where, reply.status_code)
         if reply.status_code >= 400:
             raise self._status_error(where, reply)
@@ -128,6 +139,29 @@ class JsonApi:
             raise errors.InvalidResponse(
                 f"{where} returned a body that is not JSON", service=self.service,
                 status=reply.status_code,
+            ) from err
+
+    def _send(self, method: str, path: str, *, idempotent: bool,
+              params: Mapping[str, Any] | None, body: Any) -> requests.Response:
+        session = self._retrying if idempotent else self._single
+        where = f"{self.service} {method} {path}"
+        headers = {"Authorization": f"Bearer {self._tokens.token()}",
+                   "Accept": "application/json"}
+        try:
+            return session.request(
+                method,
+                f"{self.base_url}{path}",
+                params=params,
+                json=body,
+                headers=headers,
+                timeout=self._timeout_seconds,
+            )
+        except requests.Timeout as err:
+            raise errors.Unavailable(f"{where} timed out", service=self.service) from err
+        except requests.RequestException as err:
+            # RetryError and ConnectionError land here once the retries are spent.
+            raise errors.Unavailable(
+                f"{where} failed: {type(err).__name__}", service=self.service
             ) from err
 
     def list_all(self, path: str, *, params: Mapping[str, Any] | None = None,
@@ -149,7 +183,7 @@ class JsonApi:
     def _status_error(self, where: str, reply: requests.Response) -> errors.ClientError:
         status = reply.status_code
         cls = STATUS_ERRORS.get(status, errors.Unavailable if status >= 500 else errors.ClientError)
-        reason = _error_message(reply, token=self._token)
+        reason = _error_message(reply, token=self._tokens.token())
         message = f"{where} failed with HTTP {status}" + (f": {reason}" if reason else "")
         return cls(message, service=self.service, status=status)
 
@@ -175,7 +209,7 @@ def _error_message(reply: requests.Response, *, token: str) -> str:
         message = body["error"].get("message")
         if isinstance(message, str):
             # A server that echoes request headers would otherwise put the token in the
-            # message; it is masked before the cut, so no part of it is left either.
+            # message. Masking it before the cut leaves no part of it either.
             if token:
                 message = message.replace(token, "***")
             return message[:ERROR_MESSAGE_MAX_CHARS]

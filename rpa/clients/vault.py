@@ -35,7 +35,7 @@ class Secret:
 
 
 class DeletedVersion(errors.ClientError):
-    """The latest version of a secret is soft-deleted or destroyed."""
+    """The latest version of a secret is soft-deleted (a destroyed one reads as NotFound)."""
 
 
 class VaultClient:

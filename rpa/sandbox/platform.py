@@ -133,6 +133,8 @@ class Route:
     method: str
     template: str
     handler: Handler
+    # A public route needs no bearer token (the SSO token endpoint, which hands them out).
+    public: bool = False
     pattern: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -463,6 +465,17 @@ class PlatformStandIn:
         self._lock = threading.Lock()
         self._modeler = ModelerApi()
         self._routes: list[Route] = self._modeler.routes()
+        # Imported here because the accounts module builds on the routing types above.
+        from rpa.sandbox.accounts_api import AccountsApi
+
+        self.accounts = AccountsApi(token)
+        self._routes += self.accounts.routes()
+        # MCM, and the sandbox's control route that ends a moto EMR cluster as a Spot loss.
+        from rpa.sandbox.emr import EmrControlApi
+        from rpa.sandbox.mcm_api import McmApi
+
+        self.mcm = McmApi()
+        self._routes += self.mcm.routes() + EmrControlApi().routes()
         self._calls: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self._faults: list[_Fault] = []
         self._server: _Server | None = None
@@ -575,7 +588,8 @@ class PlatformStandIn:
             return fault.build_response()
 
         try:
-            self._check_token(authorization)
+            if match is None or not match.route.public:
+                self._check_token(authorization)
             if match is None:
                 raise self._build_routing_error(method, split_target.path)
             query = parse_qs(split_target.query, keep_blank_values=True)

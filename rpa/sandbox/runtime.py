@@ -37,6 +37,14 @@ TOKEN = "sandbox-token"
 # Fake AWS credentials for moto; they never reach AWS because every client is pointed at moto.
 AWS_KEY = "sandbox"
 STARTUP_TIMEOUT_SECONDS = 30.0
+# Base URLs of the platform services in the sandbox when the settings name none; each becomes
+# a site folder on the platform stand-in.
+SANDBOX_URLS = {
+    "pipeline_url": "https://pipeline.sandbox.example",
+    "portal_url": "https://portal.sandbox.example",
+    "sso_url": "https://sso.sandbox.example",
+}
+SSO_CLIENT_SECRET = "sandbox-client-secret"
 WORKER_LAUNCH_CONFIGURATION = "rpa-sandbox-workers"
 
 
@@ -57,6 +65,11 @@ class SandboxEndpoints:
             "aws_endpoint_url": self.aws_url,
             "modeler_token": SecretStr(TOKEN),
             "db_url": settings.db_url or SecretStr(self.db_url),
+            "pipeline_url": settings.pipeline_url or SANDBOX_URLS["pipeline_url"],
+            "portal_url": settings.portal_url or SANDBOX_URLS["portal_url"],
+            "sso_url": settings.sso_url or SANDBOX_URLS["sso_url"],
+            "sso_client_id": settings.sso_client_id or "sandbox",
+            "sso_client_secret": settings.sso_client_secret or SecretStr(SSO_CLIENT_SECRET),
         })
 
     def boto_session(self, settings: Settings) -> boto3.Session:
