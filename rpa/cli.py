@@ -37,7 +37,13 @@ def parse_now(value: str) -> dt.datetime:
     return now
 
 
-def add_job_options(parser: argparse.ArgumentParser) -> None:
+def add_job_options(parser: argparse.ArgumentParser, job: Job | None = None, *,
+                    plan_options: bool = True) -> None:
+    """Add the options of the job commands.
+
+    `plan_options=False` leaves out the deletion and concurrency options, which only the
+    jobs that apply a plan use.
+    """
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan and change nothing")
     parser.add_argument("--now", type=parse_now, default=None,
@@ -53,27 +59,32 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
                         help="text for people (default) or one JSON document")
     parser.add_argument("--lang", choices=["ko", "en"], default=None,
                         help="language of the text output (default: RPA_LANG or ko)")
+    if not plan_options:
+        return
     parser.add_argument("--max-deletes", type=int, default=None, metavar="N",
                         help="most deletions one run may apply (default: RPA_MAX_DELETES, 10)")
     parser.add_argument("--allow-mass-delete", action="store_true",
                         help="apply deletions even when they exceed --max-deletes")
     parser.add_argument("--concurrency", type=int, default=None, metavar="N",
                         help="accounts applied at once (default: RPA_CONCURRENCY, 8)")
+    extra = getattr(job, "add_options", None)
+    if extra is not None:
+        extra(parser)
 
 
 def run_job_command(job: Job, argv: Sequence[str] | None) -> int:
     """Parse the job options and run the job; the entrypoint of `python -m rpa.<job>`."""
     parser = argparse.ArgumentParser(prog=f"python -m rpa.{job.name}",
                                      description=f"Run the {job.name} job once.")
-    add_job_options(parser)
+    add_job_options(parser, job)
     args = parser.parse_args(argv)
     return run_job(job, args)
 
 
 def run_job(job: Job, args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
-    for name in ("lang", "max_deletes", "concurrency"):
-        if getattr(args, name) is not None:
+    for name in ("lang", "max_deletes", "concurrency", "grace_days"):
+        if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     settings = _settings_or_none(overrides)
     if settings is None:
@@ -166,15 +177,18 @@ def sandbox_command(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rpa.endsvc import EndsvcJob
+    from rpa.mcm import McmJob
     from rpa.modeler import ModelerJob
 
     parser = argparse.ArgumentParser(prog="rpa", description="Accuinsight+ trial account "
                                      "automation.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    for job in (ModelerJob(),):
+    jobs: tuple[Job, ...] = (ModelerJob(), McmJob(), EndsvcJob())
+    for job in jobs:
         job_parser = commands.add_parser(job.name, help=f"run the {job.name} job once")
-        add_job_options(job_parser)
+        add_job_options(job_parser, job)
         job_parser.set_defaults(handler=lambda args, job=job: run_job(job, args))
 
     inventory = commands.add_parser("inventory", help="work with the account records")

@@ -8,6 +8,7 @@ on first use, so a dry-run of one job never logs in to systems it does not read.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -21,12 +22,14 @@ from rpa.clients import aws
 from rpa.clients.db import Database
 from rpa.clients.http import JsonApi
 from rpa.clients.mcm import McmClient
+from rpa.clients.cloudz import CloudzClient
 from rpa.clients.modeler import ModelerClient
 from rpa.clients.pipeline import PipelineClient
 from rpa.clients.portal import PortalClient
 from rpa.clients.sso import SsoTokens
 from rpa.clients.vault import VaultClient
 from rpa.inventory import Inventory, RecordSource
+from rpa.records import FileRecordStore, RecordStore
 from rpa.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,8 +59,11 @@ class Environment:
     _pipeline: PipelineClient | None = None
     _portal: PortalClient | None = None
     _sso: SsoTokens | None = None
+    _cloudz: CloudzClient | None = None
     _mcm: dict[str, McmClient] = field(default_factory=dict)
     _emr: aws.Emr | None = None
+    # A dry-run reads only: it applies no database migration either.
+    read_only: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def database(self) -> Database:
@@ -67,7 +73,8 @@ class Environment:
                     raise EnvironmentError("RPA_DB_URL is not set: the jobs need the platform "
                                            "database for schedule rows and the audit table")
                 database = Database.connect(self.settings.db_url.get_secret_value())
-                database.migrate()
+                if not self.read_only:
+                    database.migrate()
                 self._database = database
             return self._database
 
@@ -109,6 +116,25 @@ class Environment:
                 url = self._required_url("portal_url")
                 self._portal = PortalClient(self._platform_api(url, "portal"))
             return self._portal
+
+    def cloudz(self) -> CloudzClient:
+        with self._lock:
+            if self._cloudz is None:
+                url = self._required_url("cloudz_url")
+                self._cloudz = CloudzClient(JsonApi(
+                    url, service="cloudz", token=None,
+                    timeout_seconds=self.settings.http_timeout_seconds,
+                    retries=self.settings.http_retries,
+                    backoff_seconds=self.settings.http_backoff_seconds,
+                    verify=self.settings.cloudz_verify))
+            return self._cloudz
+
+    def record_store(self) -> RecordStore:
+        """Where jobs write records back: the Vault the records came from, or their file."""
+        if self.records.vault is not None:
+            return self.records.vault
+        assert self.records.path is not None
+        return FileRecordStore(self.records.path)
 
     def _platform_api(self, url: str, service: str) -> JsonApi:
         """A client for a platform service that takes SSO tokens (Pipeline, portal)."""
@@ -200,25 +226,38 @@ def open_environment(settings: Settings, options: RunOptions) -> Iterator[Enviro
     with ExitStack() as stack:
         sandbox = None
         if options.sandbox:
-            from rpa.sandbox.runtime import open_sandbox
-
+            try:
+                from rpa.sandbox.runtime import open_sandbox
+            except ImportError as err:
+                raise EnvironmentError(f"--sandbox needs the sandbox extra ({err.name} is "
+                                       "missing): pip install 'accuinsight-rpa[sandbox]'"
+                                       ) from None
             sandbox = stack.enter_context(open_sandbox(settings))
             settings = sandbox.apply_to(settings)
-        env = Environment(settings, record_source(settings, options), sandbox)
+        env = Environment(settings, record_source(settings, options, sandbox), sandbox,
+                          read_only=options.dry_run)
         if sandbox is not None:
             env.boto_session = sandbox.boto_session(settings)
         stack.callback(env.close)
         yield env
 
 
-def record_source(settings: Settings, options: RunOptions) -> RecordSource:
-    """Pick the records: --inventory, else Vault, else (sandbox only) the bundled examples."""
+def record_source(settings: Settings, options: RunOptions,
+                  sandbox: SandboxEndpoints | None = None) -> RecordSource:
+    """Pick the records: --inventory, else Vault, else (sandbox only) the bundled examples.
+
+    The sandbox works on its own copy of the examples, because the jobs write records back
+    (rotated passwords, `released_at`).
+    """
     if options.inventory_path is not None:
         return RecordSource(path=options.inventory_path)
     if settings.vault_addr is not None:
         return RecordSource(vault=VaultClient(settings))
-    if options.sandbox:
-        return RecordSource(path=example_inventory())
+    if sandbox is not None:
+        copy = Path(sandbox.folder) / "inventory.yaml"
+        if not copy.exists():
+            shutil.copyfile(example_inventory(), copy)
+        return RecordSource(path=copy)
     raise EnvironmentError("no records: set RPA_VAULT_ADDR (and its auth settings) or pass "
                            "--inventory PATH")
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -69,7 +70,8 @@ class PasswordRecord(Record):
     # Calendar dates in Asia/Seoul; end_date is the last day of use.
     start_date: dt.date | None = None
     end_date: dt.date | None = None
-    released_at: dt.datetime | None = None
+    released_at: AwareDatetime | None = None
+    rotated_at: AwareDatetime | None = None
     pending_password: SecretStr | None = None
     note: str | None = Field(None, max_length=1000)
 
@@ -85,6 +87,15 @@ class PasswordRecord(Record):
         if self.start_date is None or self.end_date is None:
             return False
         return self.start_date <= today <= self.end_date
+
+    def is_released(self) -> bool:
+        """True when this period was released: `released_at` is on or after its end date.
+
+        A record renewed with a later period after a release counts as not released again.
+        """
+        if self.released_at is None or self.end_date is None:
+            return False
+        return self.released_at.astimezone(SERVICE_ZONE).date() >= self.end_date
 
 
 class Project(Record):

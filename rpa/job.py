@@ -36,6 +36,7 @@ from rpa.report import EXIT_FAILED, EXIT_USAGE, RunReport, render_text
 from rpa.settings import Settings
 
 log = logging.getLogger(__name__)
+INTERRUPTED = "run interrupted before this action"
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ class Job(Protocol):
     def plan(self, run: Run, inventory: Inventory) -> PlanResult: ...
 
     def apply(self, run: Run, action: Action) -> None: ...
+
+
+def count_deletions(job: Job, destructive: Sequence[Action]) -> int:
+    """How many deletions a plan makes for --max-deletes; a job may define its own count."""
+    counter = getattr(job, "count_deletions", None)
+    return int(counter(destructive)) if counter is not None else len(destructive)
 
 
 class StopFlag:
@@ -156,6 +163,7 @@ def _run(job: Job, run: Run) -> RunReport:
         records_complete=inventory.complete,
         max_deletes=run.settings.max_deletes,
         allow_mass_delete=run.options.allow_mass_delete,
+        count=lambda destructive: count_deletions(job, destructive),
     )
     if report.notice:
         log.warning("%s", report.notice)
@@ -164,6 +172,7 @@ def _run(job: Job, run: Run) -> RunReport:
         report.outcomes = [_planned(action) for action in actions]
         return report
     report.outcomes = _apply_all(job, run, actions)
+    report.interrupted = any(o.error == INTERRUPTED for o in report.outcomes)
     return report
 
 
@@ -204,7 +213,12 @@ def _apply_account(job: Job, run: Run, items: list[tuple[int, Action]], stop: St
                    database: Database) -> dict[int, Outcome]:
     outcomes: dict[int, Outcome] = {}
     for index, action in items:
-        outcome = _apply_one(job, run, action, stop)
+        earlier_failed = any(o.status is not Status.DONE for o in outcomes.values())
+        if action.needs_prior_success and earlier_failed:
+            outcome = Outcome(action, Status.SKIPPED, "an earlier action of this account was "
+                              "not done")
+        else:
+            outcome = _apply_one(job, run, action, stop)
         outcomes[index] = outcome
         database.log_action(AuditEntry(
             run_id=run.run_id, job=run.job, account=action.account, kind=action.kind.value,
@@ -218,7 +232,7 @@ def _apply_one(job: Job, run: Run, action: Action, stop: StopFlag) -> Outcome:
     if action.blocked:
         return Outcome(action, Status.SKIPPED, action.blocked)
     if stop.is_set():
-        return Outcome(action, Status.SKIPPED, "run interrupted before this action")
+        return Outcome(action, Status.SKIPPED, INTERRUPTED)
     try:
         job.apply(run, action)
     except errors.ClientError as err:

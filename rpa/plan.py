@@ -6,7 +6,7 @@ returns `Action`s. Apply turns each action into an `Outcome`. Nothing here calls
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -38,12 +38,24 @@ class Kind(StrEnum):
     CLUSTER_UNASSIGN = "cluster.unassign"
     MCM_SCHEDULE_PUT = "mcm_schedule.put"
     MCM_SCHEDULE_DELETE = "mcm_schedule.delete"
+    PROJECT_ITEM_DELETE = "project.item_delete"
+    SCHEDULE_ROW_DELETE = "schedule_row.delete"
+    PIPELINE_ITEM_DELETE = "pipeline.item_delete"
+    PIPELINE_STORAGE_DELETE = "pipeline.storage_delete"
+    BUCKET_EMPTY = "bucket.empty"
+    IAM_DELETE_ACCESS_KEY = "iam.delete_access_key"
+    GROUP_REMOVE = "group.remove"
+    PASSWORD_ROTATE = "password.rotate"
+    ACCOUNT_RELEASE = "account.mark_released"
 
 
 # Kinds that remove something a user may still want; they count against --max-deletes and
 # are withheld when the records were not all read.
-DESTRUCTIVE_KINDS = frozenset({Kind.PROJECT_DELETE, Kind.CLUSTER_TERMINATE,
-                               Kind.CLUSTER_TERMINATE_OFF_CORE})
+DESTRUCTIVE_KINDS = frozenset({
+    Kind.PROJECT_DELETE, Kind.CLUSTER_TERMINATE, Kind.CLUSTER_TERMINATE_OFF_CORE,
+    Kind.PROJECT_ITEM_DELETE, Kind.PIPELINE_ITEM_DELETE, Kind.PIPELINE_STORAGE_DELETE,
+    Kind.BUCKET_EMPTY, Kind.IAM_DELETE_ACCESS_KEY,
+})
 # Destructive kinds that the schedule makes routine. They are withheld with the others when
 # the records are incomplete, but they do not count against --max-deletes. The end of core
 # time terminates the clusters of every account that shares the schedule at the same
@@ -74,6 +86,9 @@ class Action:
     detail: str = ""
     params: Mapping[str, Any] = field(default_factory=dict, compare=False)
     blocked: str | None = None
+    # Applied only when every earlier action of the same account was done; otherwise it is
+    # skipped (marking an account released after a failed release step would hide it).
+    needs_prior_success: bool = False
 
     @property
     def is_destructive(self) -> bool:
@@ -102,6 +117,7 @@ def guard_deletions(
     records_complete: bool,
     max_deletes: int,
     allow_mass_delete: bool,
+    count: Callable[[Sequence[Action]], int] = len,
 ) -> tuple[list[Action], str | None]:
     """Block destructive actions that the run is not allowed to apply.
 
@@ -109,7 +125,8 @@ def guard_deletions(
     withheld. Nothing destructive is applied when a record could not be read or validated,
     and nothing when the plan deletes more than `max_deletes` without `allow_mass_delete`.
     Kinds in SCHEDULED_DESTRUCTIVE_KINDS are left out of that count and are not withheld
-    by it.
+    by it. `count` turns the counted actions into a number of deletions: one per action by
+    default, one per released account for the end-of-service job.
     """
     destructive = [action for action in actions if action.is_destructive]
     counted = [action for action in destructive
@@ -119,8 +136,8 @@ def guard_deletions(
     if not records_complete:
         reason = "records incomplete: deletions withheld until every record reads and validates"
         withheld = DESTRUCTIVE_KINDS
-    elif len(counted) > max_deletes and not allow_mass_delete:
-        reason = (f"{len(counted)} deletions exceed --max-deletes {max_deletes}: "
+    elif count(counted) > max_deletes and not allow_mass_delete:
+        reason = (f"{count(counted)} deletions exceed --max-deletes {max_deletes}: "
                   "rerun with --allow-mass-delete to apply them")
         withheld = DESTRUCTIVE_KINDS - SCHEDULED_DESTRUCTIVE_KINDS
     else:

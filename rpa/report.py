@@ -44,6 +44,8 @@ class RunReport:
     problems: list[Problem] = field(default_factory=list)
     notice: str | None = None
     seconds: float = 0.0
+    # True when SIGTERM stopped the run before every action was applied.
+    interrupted: bool = False
 
     @classmethod
     def start(cls, *, job: str, run_id: str, dry_run: bool, now: dt.datetime,
@@ -59,7 +61,7 @@ class RunReport:
 
     def exit_status(self) -> int:
         failed = any(outcome.status is Status.FAILED for outcome in self.outcomes)
-        if failed or self.record_errors or self.problems or self.notice:
+        if failed or self.record_errors or self.problems or self.notice or self.interrupted:
             return EXIT_FAILED
         return EXIT_OK
 

@@ -14,6 +14,8 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "RPA_"
+# Base URL of the Slack Web API; tests and the sandbox point RPA_SLACK_BASE_URL elsewhere.
+SLACK_API_URL = "https://slack.com/api/"
 
 
 class SettingsError(Exception):
@@ -64,6 +66,16 @@ class Settings(BaseSettings):
     sso_client_secret: SecretStr | None = None
     platform_verify: bool = True
 
+    # CloudZ, where the account logins live, and the passwords the end-of-service job sets.
+    cloudz_url: str | None = None
+    cloudz_verify: bool = True
+    password_length: int = Field(20, ge=16, le=128)
+    # Special characters CloudZ accepts; the default leaves out those that break shells or
+    # URLs ($ ` ' " \ / ? & # % ! space and brackets).
+    password_specials: str = Field("-_.+=,", min_length=1, pattern=r"^[^\sA-Za-z0-9]+$")
+    # Days after end_date before the end-of-service job releases an account.
+    grace_days: int = Field(0, ge=0, le=365)
+
     # AWS: credentials come from boto3's usual chain (IRSA in the cluster).
     aws_region: str = "ap-northeast-2"
     aws_endpoint_url: str | None = None
@@ -93,6 +105,16 @@ class Settings(BaseSettings):
     lang: Literal["ko", "en"] = "ko"
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Slack: the daily report of rpa.noti and the failure alerts of the other jobs. Channels
+    # are best given as IDs (C…), which stay valid when a channel is renamed.
+    slack_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_alert_channel: str | None = None
+    slack_base_url: str = Field(SLACK_API_URL, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    # Retries after a 429 (each waits the Retry-After seconds) and after a connection error.
+    slack_rate_limit_retries: int = Field(3, ge=0, le=10)
+    slack_connection_retries: int = Field(2, ge=0, le=10)
 
     # Sandbox: the folder of the stand-ins that `rpa sandbox up` started.
     sandbox_dir: Path = Path(".rpa-sandbox")

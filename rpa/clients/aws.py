@@ -290,6 +290,69 @@ class S3:
              lambda: self._client.put_bucket_versioning(
                  Bucket=bucket, VersioningConfiguration={"Status": status}))
 
+    def count_contents(self, bucket: str) -> tuple[int, int, int]:
+        """Count object versions, delete markers and unfinished multipart uploads."""
+        paginator = self._client.get_paginator("list_object_versions")
+        pages = call(self.service, "ListObjectVersions", bucket,
+                     lambda: list(paginator.paginate(Bucket=bucket)))
+        versions = sum(len(page.get("Versions", [])) for page in pages)
+        markers = sum(len(page.get("DeleteMarkers", [])) for page in pages)
+        uploads = call(self.service, "ListMultipartUploads", bucket,
+                       lambda: self._client.list_multipart_uploads(Bucket=bucket))
+        return versions, markers, len(uploads.get("Uploads", []))
+
+    def empty_bucket(self, bucket: str) -> int:
+        """Delete every object version, delete marker and unfinished upload; return the count.
+
+        Each round lists the first page again and deletes it by version id. Following the
+        listing's markers while deleting would skip entries, so the listing restarts until it
+        is empty. DeleteObjects answers 200 even when some keys failed: any listed error
+        raises PartialFailure.
+        """
+        deleted = self._abort_uploads(bucket)
+        previous: list[dict[str, str]] = []
+        while True:
+            page = call(self.service, "ListObjectVersions", bucket,
+                        lambda: self._client.list_object_versions(
+                            Bucket=bucket, MaxKeys=DELETE_BATCH_SIZE))
+            batch = [{"Key": item["Key"], "VersionId": item["VersionId"]}
+                     for item in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            batch = batch[:DELETE_BATCH_SIZE]
+            if not batch:
+                return deleted
+            if batch == previous:
+                raise errors.PartialFailure(f"s3 DeleteObjects on {bucket}: the same "
+                                            f"{len(batch)} versions are still listed after "
+                                            "their deletion", service=self.service)
+            self._delete_batch(bucket, batch)
+            deleted += len(batch)
+            previous = batch
+
+    def _delete_batch(self, bucket: str, batch: list[dict[str, str]]) -> None:
+        reply = call(self.service, "DeleteObjects", bucket,
+                     lambda: self._client.delete_objects(
+                         Bucket=bucket, Delete={"Objects": batch, "Quiet": True}))
+        failures = reply.get("Errors", [])
+        if failures:
+            first = failures[0]
+            raise errors.PartialFailure(
+                f"s3 DeleteObjects on {bucket}: {len(failures)} of {len(batch)} versions "
+                f"failed, first {first.get('Key')!r} version {first.get('VersionId')}: "
+                f"{first.get('Code')}: {first.get('Message', '')[:200]}", service=self.service)
+
+    def _abort_uploads(self, bucket: str) -> int:
+        reply = call(self.service, "ListMultipartUploads", bucket,
+                     lambda: self._client.list_multipart_uploads(Bucket=bucket))
+        uploads = reply.get("Uploads", [])
+        for upload in uploads:
+            self._abort_upload(bucket, upload["Key"], upload["UploadId"])
+        return len(uploads)
+
+    def _abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        call(self.service, "AbortMultipartUpload", f"{bucket}/{key}",
+             lambda: self._client.abort_multipart_upload(Bucket=bucket, Key=key,
+                                                         UploadId=upload_id))
+
     def _unless_unset(self, bucket: str, operation: str, function: Callable[[], T]) -> T | None:
         try:
             return call(self.service, operation, bucket, function)
@@ -299,6 +362,8 @@ class S3:
             raise
 
 
+# DeleteObjects takes at most this many keys in one call.
+DELETE_BATCH_SIZE = 1000
 PUBLIC_ACCESS_KEYS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
                       "RestrictPublicBuckets")
 
@@ -372,6 +437,21 @@ class Iam:
             call(self.service, "PutUserPolicy", f"{name}/{policy}",
                  lambda: self._client.put_user_policy(UserName=name, PolicyName=policy,
                                                       PolicyDocument=text))
+
+    def list_access_keys(self, name: str) -> list[str]:
+        """Access key ids of an IAM user; roles have none, so this returns [] for them."""
+        if self.kind == "role":
+            return []
+        reply = call(self.service, "ListAccessKeys", name,
+                     lambda: self._client.list_access_keys(UserName=name))
+        return [key["AccessKeyId"] for key in reply.get("AccessKeyMetadata", [])]
+
+    def delete_access_key(self, name: str, key_id: str) -> None:
+        try:
+            call(self.service, "DeleteAccessKey", f"{name}/{key_id}",
+                 lambda: self._client.delete_access_key(UserName=name, AccessKeyId=key_id))
+        except errors.NotFound:
+            log.info("access key %s of %s was already gone", key_id, name)
 
     def account_root(self) -> str:
         reply = call("sts", "GetCallerIdentity", "caller", self._sts.get_caller_identity)

@@ -183,7 +183,10 @@ class Database:
     # Schedule rows.
 
     def read_schedule_rows(self, job: str) -> dict[str, ScheduleRow]:
+        """The rows of `job` by account; none when the table is not created yet (dry-run)."""
         with self._connection() as conn:
+            if not sa.inspect(conn).has_table(schedule_table.name):
+                return {}
             rows = conn.execute(sa.select(schedule_table).where(schedule_table.c.job == job))
             return {row.account: _schedule_row(row._mapping) for row in rows}
 
@@ -194,12 +197,21 @@ class Database:
             "exclude_dates": json.dumps(list(row.exclude_dates)),
             "next_on_at": row.next_on_at, "next_off_at": row.next_off_at, "updated_at": now,
         }
-        key = (schedule_table.c.job == row.job) & (schedule_table.c.account == row.account)
+        # One upsert statement: on InnoDB an UPDATE that finds no row keeps a gap lock, so two
+        # accounts written at once by UPDATE and then INSERT deadlocked on each other's gap.
         with self._connection() as conn:
-            updated = conn.execute(schedule_table.update().where(key).values(**values))
-            if updated.rowcount == 0:
-                conn.execute(schedule_table.insert().values(job=row.job, account=row.account,
-                                                            **values))
+            if conn.dialect.name == "mysql":
+                from sqlalchemy.dialects import mysql
+
+                upsert = mysql.insert(schedule_table).values(
+                    job=row.job, account=row.account, **values)
+                conn.execute(upsert.on_duplicate_key_update(**values))
+                return
+            from sqlalchemy.dialects import sqlite
+
+            conn.execute(sqlite.insert(schedule_table).values(
+                job=row.job, account=row.account, **values).on_conflict_do_update(
+                index_elements=["job", "account"], set_=values))
 
     def delete_schedule_row(self, job: str, account: str) -> bool:
         key = (schedule_table.c.job == job) & (schedule_table.c.account == account)

@@ -45,3 +45,7 @@ class Unavailable(ClientError):
 
 class InvalidResponse(ClientError):
     """The service answered success with a body that is not the expected shape."""
+
+
+class PartialFailure(ClientError):
+    """A batch call succeeded as a whole but listed items that failed (S3 DeleteObjects)."""

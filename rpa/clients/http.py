@@ -88,7 +88,7 @@ class JsonApi:
         base_url: str,
         *,
         service: str,
-        token: str | TokenSource,
+        token: str | TokenSource | None,
         timeout_seconds: float,
         retries: int,
         backoff_seconds: float,
@@ -97,7 +97,9 @@ class JsonApi:
         self.base_url = base_url.rstrip("/")
         self.service = service
         self._timeout_seconds = timeout_seconds
-        self._tokens = StaticToken(token) if isinstance(token, str) else token
+        # Without a token no Authorization header is sent (CloudZ sessions carry their own).
+        self._tokens = StaticToken(token or "") if token is None or isinstance(token, str) \
+            else token
         self._retrying = make_session(retries=retries, backoff_seconds=backoff_seconds,
                                       verify=verify)
         self._single = make_session(retries=0, backoff_seconds=0, verify=verify)
@@ -116,18 +118,21 @@ class JsonApi:
         idempotent: bool,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one call and return its decoded JSON body, or None for an empty reply.
 
         Raises a `rpa.clients.errors.ClientError` subclass for every failure.
         """
         where = f"{self.service} {method} {path}"
-        reply = self._send(method, path, idempotent=idempotent, params=params, body=body)
+        reply = self._send(method, path, idempotent=idempotent, params=params, body=body,
+                           headers=headers)
         if reply.status_code == 401 and self._tokens.renewable:
             # A 401 means the call was not carried out, so even a create may be sent again.
             log.info("%s answered 401; renewing the token and trying once more", where)
             self._tokens.invalidate()
-            reply = self._send(method, path, idempotent=idempotent, params=params, body=body)
+            reply = self._send(method, path, idempotent=idempotent, params=params, body=body,
+                               headers=headers)
         log.debug("%s -> %s", where, reply.status_code)
         if reply.status_code >= 400:
             raise self._status_error(where, reply)
@@ -142,18 +147,22 @@ class JsonApi:
             ) from err
 
     def _send(self, method: str, path: str, *, idempotent: bool,
-              params: Mapping[str, Any] | None, body: Any) -> requests.Response:
+              params: Mapping[str, Any] | None, body: Any,
+              headers: Mapping[str, str] | None) -> requests.Response:
         session = self._retrying if idempotent else self._single
         where = f"{self.service} {method} {path}"
-        headers = {"Authorization": f"Bearer {self._tokens.token()}",
-                   "Accept": "application/json"}
+        sent = {"Accept": "application/json"}
+        token = self._tokens.token()
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        sent.update(headers or {})
         try:
             return session.request(
                 method,
                 f"{self.base_url}{path}",
                 params=params,
                 json=body,
-                headers=headers,
+                headers=sent,
                 timeout=self._timeout_seconds,
             )
         except requests.Timeout as err:

@@ -8,7 +8,12 @@ from typing import Any, Literal
 from rpa.clients.http import JsonApi, require_fields
 
 SERVICE = "modeler"
-ItemKind = Literal["workspaces", "deployments"]
+ItemKind = Literal["workspaces", "deployments", "automl-experiments", "autodl-experiments",
+                   "drift-monitors", "deployment-storages", "analysis-images"]
+# What a project holds, in the order a release deletes it: running things first.
+PROJECT_ITEM_KINDS: tuple[ItemKind, ...] = (
+    "workspaces", "deployments", "automl-experiments", "autodl-experiments", "drift-monitors",
+    "deployment-storages", "analysis-images")
 
 PROJECT_FIELDS = {"id": str, "name": str, "owner": str, "resources": dict}
 ITEM_FIELDS = {"id": str, "project_id": str, "name": str, "status": str}

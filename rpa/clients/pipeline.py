@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from rpa.clients.http import JsonApi, require_fields
 
 SERVICE = "pipeline"
 STORAGE_FIELDS = {"id": str, "account": str, "bucket": str, "region": str}
+ITEM_FIELDS = {"id": str, "account": str, "name": str}
+PipelineKind = Literal["workflows", "datasets", "models", "projects"]
+# Release order: a pipeline project can only go once its workflows, datasets and models are gone.
+PIPELINE_RELEASE_ORDER: tuple[PipelineKind, ...] = ("workflows", "datasets", "models")
+
+
+@dataclass(frozen=True)
+class PipelineItem:
+    kind: PipelineKind
+    id: str
+    account: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -43,3 +56,15 @@ class PipelineClient:
 
     def delete_storage(self, storage_id: str) -> None:
         self.api.request("DELETE", f"/api/v1/storages/{storage_id}", idempotent=True)
+
+    def list_items(self, kind: PipelineKind) -> list[PipelineItem]:
+        """Every workflow, dataset, model or pipeline project, one call per page."""
+        where = f"{SERVICE} GET /api/v1/{kind}"
+        return [
+            PipelineItem(kind, item["id"], item["account"], item["name"])
+            for item in (require_fields(raw, ITEM_FIELDS, where=where, service=SERVICE)
+                         for raw in self.api.list_all(f"/api/v1/{kind}"))
+        ]
+
+    def delete_item(self, kind: PipelineKind, item_id: str) -> None:
+        self.api.request("DELETE", f"/api/v1/{kind}/{item_id}", idempotent=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -26,10 +28,20 @@ from rpa.sandbox.platform import (
 TOKEN_LIFETIME_SECONDS: Final = 3600
 
 
+PIPELINE_KINDS: Final = ("workflows", "datasets", "models", "projects")
+# Pipeline projects hold the other kinds, so a project goes last and only when empty.
+PIPELINE_ID_PREFIXES: Final = {"workflows": "wf", "datasets": "ds", "models": "mdl",
+                               "projects": "ppj"}
+
+
 @dataclass
 class _AccountsSite:
     storages: dict[str, dict[str, str]] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
+    pipeline: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    # CloudZ users by username: their password and open session tokens.
+    passwords: dict[str, str] = field(default_factory=dict)
+    sessions: dict[str, str] = field(default_factory=dict)
 
 
 class AccountsApi:
@@ -55,7 +67,32 @@ class AccountsApi:
             Route("portal", "DELETE", "/api/v1/groups/{group}/members/{account}",
                   self._remove_member),
             Route("sso", "POST", "/oauth2/token", self._issue_token, public=True),
-        ]
+            Route("cloudz", "POST", "/api/v1/sessions", self._create_session, public=True),
+            Route("cloudz", "POST", "/api/v1/users/{username}/password", self._change_password,
+                  public=True),
+        ] + self._pipeline_routes()
+
+    def _pipeline_routes(self) -> list[Route]:
+        routes = []
+        for kind in PIPELINE_KINDS:
+            routes += [
+                Route("pipeline", "GET", f"/api/v1/{kind}",
+                      functools.partial(self._list_pipeline, kind)),
+                Route("pipeline", "POST", f"/api/v1/{kind}",
+                      functools.partial(self._create_pipeline, kind)),
+                Route("pipeline", "DELETE", f"/api/v1/{kind}/{{item_id}}",
+                      functools.partial(self._delete_pipeline, kind)),
+            ]
+        return routes
+
+    def pipeline_items(self, site_key: str, kind: str) -> list[dict[str, str]]:
+        return copy.deepcopy(list(self._site(site_key).pipeline.get(kind, {}).values()))
+
+    def cloudz_password(self, site_key: str, username: str) -> str | None:
+        return self._site(site_key).passwords.get(username)
+
+    def set_cloudz_password(self, site_key: str, username: str, password: str) -> None:
+        self._site(site_key).passwords[username] = password
 
     def storages(self, site_key: str) -> list[dict[str, str]]:
         return copy.deepcopy(list(self._site(site_key).storages.values()))
@@ -138,3 +175,64 @@ class AccountsApi:
             raise ApiError(401, "invalid_client", "client_id and client_secret are required")
         return Reply(200, {"access_token": self._token, "token_type": "Bearer",
                            "expires_in": TOKEN_LIFETIME_SECONDS})
+
+    # Pipeline workflows, datasets, models and projects of the accounts.
+
+    def _list_pipeline(self, kind: str, request: Request) -> Reply:
+        accounts = request.query.get("account")
+        account = accounts[0] if accounts else None
+        items = [item for item in self._site(request.site_key).pipeline.get(kind, {}).values()
+                 if account is None or item["account"] == account]
+        return Reply(200, build_page(items, request.query))
+
+    def _create_pipeline(self, kind: str, request: Request) -> Reply:
+        body = request.parse_json_object()
+        reject_unknown_fields(body, ("account", "name"))
+        values = {name: read_required_text(body, name) for name in ("account", "name")}
+        self._ids[kind] += 1
+        item = {"id": f"{PIPELINE_ID_PREFIXES[kind]}-{self._ids[kind]:06d}", **values}
+        self._site(request.site_key).pipeline.setdefault(kind, {})[item["id"]] = item
+        return Reply(201, item)
+
+    def _delete_pipeline(self, kind: str, request: Request) -> Reply:
+        site = self._site(request.site_key)
+        item_id = request.path_params["item_id"]
+        item = site.pipeline.get(kind, {}).get(item_id)
+        if item is None:
+            raise ApiError(404, "not_found", f"{kind} item {item_id} not found")
+        if kind == "projects" and any(
+                other["account"] == item["account"]
+                for other_kind in PIPELINE_KINDS if other_kind != "projects"
+                for other in site.pipeline.get(other_kind, {}).values()):
+            raise ApiError(409, "project_not_empty",
+                           f"pipeline project {item_id} still has workflows, datasets or models")
+        del site.pipeline[kind][item_id]
+        return Reply(204)
+
+    # CloudZ. NOTE: the stand-in learns a user's password at the user's first login, because
+    # the sandbox starts empty and the example records hold the passwords.
+
+    def _create_session(self, request: Request) -> Reply:
+        body = request.parse_json_object()
+        reject_unknown_fields(body, ("username", "password"))
+        username = read_required_text(body, "username")
+        password = read_required_text(body, "password")
+        site = self._site(request.site_key)
+        known = site.passwords.setdefault(username, password)
+        if known != password:
+            raise ApiError(401, "invalid_credentials", "username or password is wrong")
+        session = f"cz-{secrets.token_hex(8)}"
+        site.sessions[session] = username
+        return Reply(201, {"session": session})
+
+    def _change_password(self, request: Request) -> Reply:
+        site = self._site(request.site_key)
+        username = request.path_params["username"]
+        session = (request.authorization or "").removeprefix("Bearer ").strip()
+        if site.sessions.get(session) != username:
+            raise ApiError(401, "invalid_session", "no valid session for this user")
+        body = request.parse_json_object()
+        reject_unknown_fields(body, ("new_password",))
+        site.passwords[username] = read_required_text(body, "new_password")
+        del site.sessions[session]
+        return Reply(204)

@@ -28,7 +28,6 @@ from rpa.sandbox.platform import ApiError, Reply, Request, Route
 
 # The AWS account id that moto gives every request.
 MOTO_ACCOUNT_ID: Final = "123456789012"
-DEFAULT_REGION: Final = "ap-northeast-2"
 # What EMR reports when a cluster's Spot master node is reclaimed; the mcm job reads it.
 SPOT_LOSS_CODE: Final = "INSTANCE_FAILURE"
 SPOT_LOSS_MESSAGE: Final = "The master node was terminated"
@@ -47,20 +46,29 @@ def register_checks(session: boto3.Session, endpoint_url: str | None) -> None:
 
 
 def check_instance_types(client: Any, params: dict[str, Any]) -> None:
-    """Raise EMR's ValidationException for an instance type that the release cannot use."""
+    """Raise EMR's ValidationException for an unknown release or an unusable instance type."""
     release = params.get("ReleaseLabel", "")
-    try:
-        pages = client.get_paginator("list_supported_instance_types").paginate(
-            ReleaseLabel=release)
-        supported = {item["Type"] for page in pages for item in page["SupportedInstanceTypes"]}
-    except botocore.exceptions.ClientError:
-        # moto has no list for an unknown release label; EMR rejects such a label.
+    if release not in _read_all(client.list_release_labels, "ReleaseLabels", "NextToken"):
         _reject(f"The release label {release!r} is not supported.")
+    pages = _read_all(lambda **token: client.list_supported_instance_types(
+        ReleaseLabel=release, **token), "SupportedInstanceTypes", "Marker")
+    supported = {item["Type"] for item in pages}
     for group in params.get("Instances", {}).get("InstanceGroups", []):
         instance_type = group.get("InstanceType")
         if instance_type not in supported:
             _reject(f"Instance type '{instance_type}' is not supported with release "
                     f"label {release}.")
+
+
+def _read_all(operation: Any, key: str, token: str) -> list[Any]:
+    """Read every page of an EMR listing that has no boto3 paginator."""
+    items: list[Any] = []
+    page: dict[str, Any] = {}
+    while True:
+        page = operation(**({token: page[token]} if page.get(token) else {}))
+        items += page.get(key, [])
+        if not page.get(token):
+            return items
 
 
 def _reject(message: str) -> NoReturn:
@@ -69,15 +77,26 @@ def _reject(message: str) -> NoReturn:
     raise botocore.exceptions.ClientError(error, "RunJobFlow")  # type: ignore[arg-type]
 
 
-def end_as_spot_loss(cluster_id: str, region: str = DEFAULT_REGION) -> dict[str, str]:
-    """End a moto cluster of this process as EMR ends one whose Spot master was reclaimed."""
+def find_moto_cluster(cluster_id: str) -> Any:
+    """Return moto's cluster of this process with the id, in whichever region it is.
+
+    moto's server takes an EMR request's region from the host name, so clusters made through
+    the sandbox's endpoint on 127.0.0.1 land in moto's default region, whatever the client
+    asked for. Raises KeyError when no region has the cluster.
+    """
     from moto.emr.models import emr_backends
 
-    cluster = emr_backends[MOTO_ACCOUNT_ID][region].clusters.get(cluster_id)
-    if cluster is None:
-        raise KeyError(cluster_id)
+    for backend in emr_backends[MOTO_ACCOUNT_ID].values():
+        if cluster_id in backend.clusters:
+            return backend.clusters[cluster_id]
+    raise KeyError(cluster_id)
+
+
+def end_as_spot_loss(cluster_id: str) -> dict[str, str]:
+    """End a moto cluster of this process as EMR ends one whose Spot master was reclaimed."""
+    cluster = find_moto_cluster(cluster_id)
     cluster.state = "TERMINATED_WITH_ERRORS"
-    # moto sends only this message; it has no field for the reason's code.
+    # moto reads this optional attribute for the reason's message and sends no code.
     cluster.last_state_change_reason = SPOT_LOSS_MESSAGE
     cluster.end_datetime = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     return {"cluster_id": cluster_id, "state": cluster.state, "message": SPOT_LOSS_MESSAGE}
@@ -86,8 +105,7 @@ def end_as_spot_loss(cluster_id: str, region: str = DEFAULT_REGION) -> dict[str,
 class EmrControlApi:
     """The sandbox's control route: `POST /api/v1/sandbox/emr/clusters/{cluster_id}/interrupt`.
 
-    Any site key works in front of it. The optional body `{"region": "..."}` names moto's
-    region, ap-northeast-2 by default.
+    Any site key works in front of it.
     """
 
     def routes(self) -> list[Route]:
@@ -95,14 +113,12 @@ class EmrControlApi:
                       self._interrupt)]
 
     def _interrupt(self, request: Request) -> Reply:
-        body = request.parse_json_object() if request.body else {}
-        region = body.get("region", DEFAULT_REGION)
         cluster_id = request.path_params["cluster_id"]
         try:
-            return Reply(200, end_as_spot_loss(cluster_id, str(region)))
+            return Reply(200, end_as_spot_loss(cluster_id))
         except KeyError:
-            message = f"cluster {cluster_id} not found in moto's EMR in {region}"
-            raise ApiError(404, "not_found", message) from None
+            raise ApiError(404, "not_found", f"cluster {cluster_id} not found in moto's EMR"
+                           ) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,8 +36,19 @@ MAX_PER_PAGE: Final = 500
 RESOURCE_FIELDS: Final = ("cpu", "memory_gib", "gpu", "storage_gib")
 ITEM_STATUSES: Final = ("RUNNING", "STOPPED")
 
-ItemKind = Literal["workspaces", "deployments"]
-ITEM_ID_PREFIXES: Final[Mapping[ItemKind, str]] = {"workspaces": "ws", "deployments": "dep"}
+ItemKind = Literal["workspaces", "deployments", "automl-experiments", "autodl-experiments",
+                   "drift-monitors", "deployment-storages", "analysis-images"]
+ITEM_ID_PREFIXES: Final[Mapping[ItemKind, str]] = {
+    "workspaces": "ws",
+    "deployments": "dep",
+    "automl-experiments": "aml",
+    "autodl-experiments": "adl",
+    "drift-monitors": "drm",
+    "deployment-storages": "dst",
+    "analysis-images": "img",
+}
+# Only these kinds run and can be stopped; the others are only listed, made and deleted.
+STOPPABLE_KINDS: Final[frozenset[str]] = frozenset({"workspaces", "deployments"})
 
 _SITE_PATH = re.compile(r"^/(?P<site_key>[^/]+)(?P<route_path>/.*)$")
 _TEMPLATE_PARAMETER = re.compile(r"\{(\w+)\}")
@@ -97,6 +108,8 @@ class Request:
     path_params: Mapping[str, str]
     query: Mapping[str, list[str]]
     body: bytes
+    # The Authorization header, for public routes that check a credential of their own.
+    authorization: str | None = None
 
     def parse_json_object(self) -> dict[str, Any]:
         """Parse the body as a JSON object, raising a 400 ApiError otherwise."""
@@ -148,8 +161,14 @@ class _ModelerSite:
     workspaces: dict[str, Item] = field(default_factory=dict)
     deployments: dict[str, Item] = field(default_factory=dict)
 
+    others: dict[str, dict[str, Item]] = field(default_factory=dict)
+
     def items(self, kind: ItemKind) -> dict[str, Item]:
-        return self.workspaces if kind == "workspaces" else self.deployments
+        if kind == "workspaces":
+            return self.workspaces
+        if kind == "deployments":
+            return self.deployments
+        return self.others.setdefault(kind, {})
 
 
 class ModelerApi:
@@ -183,17 +202,18 @@ class ModelerApi:
                 ),
                 Route(
                     self.name,
-                    "POST",
-                    f"/api/v1/{kind}/{{item_id}}/stop",
-                    functools.partial(self._stop_item, kind),
-                ),
-                Route(
-                    self.name,
                     "DELETE",
                     f"/api/v1/{kind}/{{item_id}}",
                     functools.partial(self._delete_item, kind),
                 ),
             ]
+            if kind in STOPPABLE_KINDS:
+                routes.append(Route(
+                    self.name,
+                    "POST",
+                    f"/api/v1/{kind}/{{item_id}}/stop",
+                    functools.partial(self._stop_item, kind),
+                ))
         return routes
 
     def site(self, site_key: str) -> _ModelerSite:
@@ -563,6 +583,11 @@ class PlatformStandIn:
         with self._lock:
             return copy.deepcopy(list(self._modeler.site(site_key).workspaces.values()))
 
+    def items(self, site_key: str, kind: ItemKind) -> list[Item]:
+        """Return a copy of the site's items of one kind in creation order."""
+        with self._lock:
+            return copy.deepcopy(list(self._modeler.site(site_key).items(kind).values()))
+
     def deployments(self, site_key: str) -> list[Item]:
         """Return a copy of the site's deployments in creation order."""
         with self._lock:
@@ -593,7 +618,7 @@ class PlatformStandIn:
             if match is None:
                 raise self._build_routing_error(method, split_target.path)
             query = parse_qs(split_target.query, keep_blank_values=True)
-            request = Request(match.site_key, match.path_params, query, body)
+            request = Request(match.site_key, match.path_params, query, body, authorization)
             with self._lock:
                 reply = match.route.handler(request)
                 # Encode under the lock, because the payload is live state.

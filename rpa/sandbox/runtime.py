@@ -43,6 +43,7 @@ SANDBOX_URLS = {
     "pipeline_url": "https://pipeline.sandbox.example",
     "portal_url": "https://portal.sandbox.example",
     "sso_url": "https://sso.sandbox.example",
+    "cloudz_url": "https://cloudz.sandbox.example",
 }
 SSO_CLIENT_SECRET = "sandbox-client-secret"
 WORKER_LAUNCH_CONFIGURATION = "rpa-sandbox-workers"
@@ -54,6 +55,8 @@ class SandboxEndpoints:
     aws_url: str
     db_url: str
     pid: int
+    # Folder of the sandbox's files: its database and its copy of the example inventory.
+    folder: str
 
     def site_url(self, site: str) -> str:
         """Map a record's site (a real base URL) to its folder on the platform stand-in."""
@@ -64,17 +67,23 @@ class SandboxEndpoints:
         return settings.model_copy(update={
             "aws_endpoint_url": self.aws_url,
             "modeler_token": SecretStr(TOKEN),
+            "mcm_token": SecretStr(TOKEN),
             "db_url": settings.db_url or SecretStr(self.db_url),
             "pipeline_url": settings.pipeline_url or SANDBOX_URLS["pipeline_url"],
             "portal_url": settings.portal_url or SANDBOX_URLS["portal_url"],
             "sso_url": settings.sso_url or SANDBOX_URLS["sso_url"],
+            "cloudz_url": settings.cloudz_url or SANDBOX_URLS["cloudz_url"],
             "sso_client_id": settings.sso_client_id or "sandbox",
             "sso_client_secret": settings.sso_client_secret or SecretStr(SSO_CLIENT_SECRET),
         })
 
     def boto_session(self, settings: Settings) -> boto3.Session:
-        return boto3.Session(aws_access_key_id=AWS_KEY, aws_secret_access_key=AWS_KEY,
-                             region_name=settings.aws_region)
+        from rpa.sandbox.emr import register_checks
+
+        session = boto3.Session(aws_access_key_id=AWS_KEY, aws_secret_access_key=AWS_KEY,
+                                region_name=settings.aws_region)
+        register_checks(session, self.aws_url)
+        return session
 
 
 def site_key(site: str) -> str:
@@ -102,7 +111,8 @@ def start_servers(folder: Path, *, latency_seconds: float = 0.0) -> Iterator[Ser
     host, port = moto.get_host_and_port()
     try:
         endpoints = SandboxEndpoints(platform_url, f"http://{host}:{port}",
-                                     f"sqlite:///{folder / 'sandbox.db'}", os.getpid())
+                                     f"sqlite:///{folder / 'sandbox.db'}", os.getpid(),
+                                     str(folder))
         yield Servers(endpoints, platform)
     finally:
         platform.stop()
@@ -149,8 +159,9 @@ def serve(folder: Path, *, latency_seconds: float = 0.0) -> None:
             stopped.wait()
         finally:
             state.unlink(missing_ok=True)
-            # The stand-ins keep nothing after `down`, so the database goes with them.
-            (folder / "sandbox.db").unlink(missing_ok=True)
+            # The stand-ins keep nothing after `down`, so their files go with them.
+            for name in ("sandbox.db", "inventory.yaml", "inventory.yaml.lock"):
+                (folder / name).unlink(missing_ok=True)
 
 
 def up(folder: Path) -> SandboxEndpoints:
