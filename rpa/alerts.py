@@ -10,6 +10,7 @@ else: the job has already done its work and keeps its exit status.
 from __future__ import annotations
 
 import logging
+
 from rpa import blocks
 from rpa.blocks import Message, escape
 from rpa.clients import errors

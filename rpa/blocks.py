@@ -134,8 +134,12 @@ def _cut(text: str, limit: int) -> str:
 
 def block_chars(block: Block) -> int:
     """Characters of text in a block, as counted against the per-message total."""
-    texts = [block.get("text")] + list(block.get("fields", [])) + list(block.get("elements", []))
-    return sum(len(item.get("text", "")) for item in texts if isinstance(item, dict))
+    return sum(len(str(item.get("text", ""))) for item in _text_objects(block))
+
+
+def _text_objects(block: Block) -> list[dict[str, Any]]:
+    items = [block.get("text"), *block.get("fields", []), *block.get("elements", [])]
+    return [item for item in items if isinstance(item, dict)]
 
 
 def pack_messages(blocks: Sequence[Block], *, text: str,
@@ -205,5 +209,6 @@ def _render_block(block: Block) -> list[str]:
     if kind == "header":
         title = str(block["text"]["text"])
         return [title, "=" * min(len(title) * 2, 80)]
-    texts = [block.get("text")] + list(block.get("fields", [])) + list(block.get("elements", []))
-    return [unescape(str(item["text"])) for item in texts if isinstance(item, dict)]
+    # A field is a label and a value on two lines; one line reads better in a terminal.
+    return [unescape(str(item.get("text", ""))).replace("\n", " ") if "fields" in block
+            else unescape(str(item.get("text", ""))) for item in _text_objects(block)]

@@ -177,6 +177,7 @@ def sandbox_command(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rpa import noti
     from rpa.endsvc import EndsvcJob
     from rpa.mcm import McmJob
     from rpa.modeler import ModelerJob
@@ -190,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
         job_parser = commands.add_parser(job.name, help=f"run the {job.name} job once")
         add_job_options(job_parser, job)
         job_parser.set_defaults(handler=lambda args, job=job: run_job(job, args))
+
+    noti_parser = commands.add_parser("noti", help="post the daily report of the accounts "
+                                      "to Slack")
+    noti.add_options(noti_parser)
+    noti_parser.set_defaults(handler=noti.run_noti)
 
     inventory = commands.add_parser("inventory", help="work with the account records")
     inventory_commands = inventory.add_subparsers(dest="inventory_command", required=True)

@@ -355,7 +355,7 @@ def _dday(days_left: int) -> str:
 def _core_time(core: CoreTime, key: str, lang: Lang) -> str:
     if core.opens is None:
         return text(f"{key}.off", lang)
-    window = f"{core.opens}–{core.closes}{'(+1)' if core.next_day else ''}"
+    window = f"{core.opens}-{core.closes}{'(+1)' if core.next_day else ''}"
     if core.zone:
         window += f" {core.zone}"
     return text(key, lang, window=window)

@@ -160,7 +160,7 @@ def _observe_modeler(run: Run, accounts: Sequence[Account], observed: Observed) 
 
 def _observe_pipeline(run: Run, names: set[str], observed: Observed) -> None:
     pipeline = run.env.pipeline()
-    for kind in ("workflows", "datasets", "models", "projects"):
+    for kind in ("workflows", "datasets", "models", "pipeline-projects"):
         observed.pipeline += [i for i in pipeline.list_items(kind) if i.account in names]
     observed.storages = {s.account: s for s in pipeline.list_storages() if s.account in names}
 
@@ -277,9 +277,10 @@ def _plan_pipeline(account: Account, observed: Observed) -> list[Action]:
     if storage is not None:
         steps.append(Action(account.name, Kind.PIPELINE_STORAGE_DELETE, storage.bucket,
                             "released", {"storage_id": storage.id}))
-    for item in (i for i in mine if i.kind == "projects"):
-        steps.append(Action(account.name, Kind.PIPELINE_ITEM_DELETE, f"projects/{item.name}",
-                            "released", {"item_kind": "projects", "item_id": item.id}))
+    for item in (i for i in mine if i.kind == "pipeline-projects"):
+        steps.append(Action(account.name, Kind.PIPELINE_ITEM_DELETE, f"pipeline-projects/{item.name}",
+                            "released", {"item_kind": "pipeline-projects",
+                                         "item_id": item.id}))
     return steps
 
 

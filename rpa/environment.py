@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import boto3
 
 from rpa.clients import aws
+from rpa.clients.cloudz import CloudzClient
 from rpa.clients.db import Database
 from rpa.clients.http import JsonApi
 from rpa.clients.mcm import McmClient
-from rpa.clients.cloudz import CloudzClient
 from rpa.clients.modeler import ModelerClient
 from rpa.clients.pipeline import PipelineClient
 from rpa.clients.portal import PortalClient
@@ -205,7 +205,9 @@ class Environment:
         groups = [(group.name, group.min, group.max)
                   for account in inventory.accounts.values()
                   if account.modeler and (group := account.modeler.autoscaling_group)]
-        created = seed_worker_groups(self._session(), self.settings, groups)
+        assert self.sandbox is not None
+        created = seed_worker_groups(self._session(), self.settings, groups,
+                                     Path(self.sandbox.folder))
         if created:
             log.info("sandbox: created %d worker-node groups in moto", len(created))
 

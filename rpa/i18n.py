@@ -73,7 +73,7 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "noti.ending_soon": {"ko": "*⏳ {days}일 이내 종료 ({count})*", "en": "*⏳ Ending within {days} days ({count})*"},
     "noti.ending_line": {"ko": "• *{account}* · {owner} · {end} 종료 ({dday})", "en": "• *{account}* · {owner} · ends {end} ({dday})"},
     "noti.failures": {"ko": "*❌ 최근 24시간 실패 {count}건 (계정 {accounts}개)*", "en": "*❌ {count} failures in the last 24 hours ({accounts} accounts)*"},
-    "noti.failure_line": {"ko": "• [{job}] *{account}* {kind} {target}: {error} ({count}건, 마지막 {at})", "en": "• [{job}] *{account}* {kind} {target}: {error} ({count}×, last at {at})"},
+    "noti.failure_line": {"ko": "• [{job}] *{account}* {kind} {target}: {error} ({count}건, 마지막 {at})", "en": "• [{job}] *{account}* {kind} {target}: {error} ({count} times, last at {at})"},
     "noti.unread": {"ko": "*⚠️ 읽지 못한 정보 {count}건 (보고가 불완전함)*", "en": "*⚠️ {count} sources could not be read (the report is incomplete)*"},
     "noti.record_errors": {"ko": "*⚠️ 레코드 오류 {count}건 (해당 계정은 보고에서 빠짐)*", "en": "*⚠️ {count} invalid records (those accounts are left out)*"},
     "noti.in_use": {"ko": "*사용 중 계정 ({count})*", "en": "*Accounts in use ({count})*"},

@@ -43,6 +43,10 @@ SECRET_FIELDS = frozenset({"password", "pending_password"})
 # Values in error reports are cut to this length so a huge field cannot flood the output.
 ERROR_VALUE_MAX_CHARS = 60
 
+# libyaml's loader parses an inventory of hundreds of accounts about ten times faster than the
+# pure-Python one; both are safe loaders.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
@@ -273,7 +277,7 @@ def load_file(path: Path) -> RawRecords:
     except OSError as err:
         raise InventoryFileError(f"cannot read inventory {path}: {err.strerror}") from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=YAML_LOADER)
     except (ValueError, yaml.YAMLError) as err:
         raise InventoryFileError(f"inventory {path} is not valid JSON or YAML: {err}") from None
     if not isinstance(data, dict):

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Literal, Protocol
 
+from rpa.alerts import send_failure_alert
 from rpa.clients import errors
 from rpa.clients.db import AuditEntry, Database
 from rpa.environment import Environment, EnvironmentError, open_environment
@@ -137,6 +138,8 @@ def execute(job: Job, options: RunOptions, settings: Settings) -> int:
         return EXIT_FAILED
     report.seconds = time.monotonic() - started
     _print(report, options)
+    # Posts only for a run with failures; a Slack failure is logged there and changes nothing.
+    send_failure_alert(report, settings, sandbox=options.sandbox)
     summary = count_by_status(report.outcomes)
     log.info("finished %s: planned %d, done %d, failed %d, skipped %d, invalid accounts %d, "
              "%.1f s", job.name, summary["planned"], summary["done"], summary["failed"],

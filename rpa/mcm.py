@@ -1,16 +1,16 @@
 """The mcm job: EMR clusters of every account in its usage period, registered in MCM.
 
-Every 30 minutes, per account in its period and per cluster of its `mcm/<account>` record:
-in core time, create the cluster when none of it is active, register it in MCM and assign it
-to the account; outside core time, terminate it and unassign it, unless the record says
-`keep_alive`. A cluster lost with its Spot capacity is created again, On-Demand after
-`spot_fallback_after` losses within a day; a cluster stuck in STARTING is replaced once. The
-job also keeps the account's cluster core time in MCM and its schedule row in the platform
-database. Accounts before or after their period are left alone (the end-of-service job
-releases expired ones).
+The job runs every 30 minutes and looks at each account in its period and each cluster of
+its `mcm/<account>` record. In core time it creates the cluster when none of it is active,
+registers it in MCM and assigns it to the account. Outside core time it terminates the
+cluster and unassigns it, unless the record sets `keep_alive`. A cluster lost with its Spot
+capacity is created again, and On-Demand after `spot_fallback_after` losses within a day. A
+cluster stuck in STARTING is replaced once. The job also keeps the account's cluster core
+time in MCM and its schedule row in the platform database. Accounts before or after their
+period are left alone (the end-of-service job releases expired ones).
 
-Clusters are found from one ListClusters call alone, by name: `rpa-<account>/<cluster>`.
-Neither account names nor cluster names may hold "/", so a name splits back into both
+Clusters are found from one ListClusters call alone, by their name `rpa-<account>/<cluster>`.
+Neither account names nor cluster names may contain "/", so a name splits back into both
 without ambiguity. Tags mark what this job made, and a cluster is terminated only after
 DescribeCluster shows those tags for the account.
 
@@ -52,8 +52,8 @@ ERROR_STATE = "TERMINATED_WITH_ERRORS"
 # Spot losses are counted over this window before the next cluster falls back to On-Demand.
 SPOT_LOSS_WINDOW = dt.timedelta(hours=24)
 
-# How a Spot loss is recognised. EMR has no reason code for Spot: a cluster's state change
-# code is one of INTERNAL_ERROR, VALIDATION_ERROR, INSTANCE_FAILURE, INSTANCE_FLEET_TIMEOUT,
+# Recognition of a Spot loss. EMR gives no reason code for Spot. The state change codes of a
+# cluster are INTERNAL_ERROR, VALIDATION_ERROR, INSTANCE_FAILURE, INSTANCE_FLEET_TIMEOUT,
 # BOOTSTRAP_FAILURE, USER_REQUEST, STEP_FAILURE and ALL_STEPS_COMPLETED (EMR API reference,
 # ClusterStateChangeReason). A SPOT cluster of this job runs its master node on Spot as well,
 # and a cluster ends when its master node goes. A reclaimed Spot master therefore ends the
@@ -80,7 +80,7 @@ class Limits:
 class Observed:
     """The observed state of EMR, MCM and the database that the plan compares with.
 
-    `active` is empty and `emr_error` set when ListClusters failed. `described` holds the
+    `active` is empty and `emr_error` set when ListClusters failed. `described` contains the
     clusters stuck in STARTING, with their tags. An MCM site that could not be read has an
     entry in `site_errors` and none in `registered` or `schedules`.
     """
@@ -137,7 +137,7 @@ def is_stuck(cluster: ClusterState, now: dt.datetime, limit: dt.timedelta) -> bo
 
 
 # Observe: one ListClusters for the active clusters of every account, one for recent errors,
-# and one listing per MCM site; DescribeCluster only for clusters stuck in STARTING.
+# and one listing per MCM site. DescribeCluster is called only for clusters stuck in STARTING.
 
 def observe(run: Run, accounts: Sequence[Account], limits: Limits) -> Observed:
     observed = Observed()
@@ -250,7 +250,7 @@ def _plan_spec(account: Account, index: int, spec: ClusterSpec,
 
 
 def pick_keeper(clusters: Sequence[ClusterState]) -> tuple[ClusterState, list[ClusterState]]:
-    """Pick the cluster to keep of several active ones; the others are duplicates.
+    """Pick the cluster to keep of several active ones, and return it with the duplicates.
 
     The oldest ready cluster is the one users most likely work on. Without a ready one, the
     newest is the latest attempt, such as the replacement of a stuck cluster.
@@ -263,7 +263,7 @@ def pick_keeper(clusters: Sequence[ClusterState]) -> tuple[ClusterState, list[Cl
 
 def _plan_stuck(account: Account, index: int, spec: ClusterSpec, stuck: ClusterState,
                 observed: Observed, limits: Limits, result: PlanResult) -> bool:
-    """Plan the replacement of a cluster stuck in STARTING; False when it stays as it is.
+    """Plan the replacement of a cluster stuck in STARTING, or return False to keep it.
 
     "Once" is read from the stuck cluster itself. A replacement carries the tag
     rpa:replaces with the id of the cluster it replaced, so a stuck cluster with that tag is
@@ -355,7 +355,7 @@ def _plan_unassign_ended(account: Account, registered: dict[str, McmCluster],
 
 
 def cluster_schedule_for(account: str, record: McmRecord) -> ClusterSchedule | None:
-    """The core time MCM should show; None for a record that lists no cluster."""
+    """Return the core time MCM should show, or None for a record that lists no cluster."""
     if not record.clusters:
         return None
     schedule = record.schedule
@@ -383,13 +383,22 @@ def _plan_mcm_schedule(account: Account, current: ClusterSchedule | None,
 def _plan_schedule_row(account: Account, current: ScheduleRow | None, now: dt.datetime,
                        result: PlanResult) -> None:
     wanted = schedule_row_for(JOB, account.name, _mcm(account).schedule, now)
-    if wanted != current:
-        before = current.describe() if current else "none"
-        result.actions.append(Action(account.name, Kind.SCHEDULE_ROW_UPSERT, account.name,
-                                     f"{before} -> {wanted.describe()}", {"row": wanted}))
+    if wanted == current:
+        return
+    before = current.describe() if current else "none"
+    detail = f"{before} -> {wanted.describe()}"
+    if current is not None and before == wanted.describe():
+        # Only the next switches moved on, which is what changes after every switch.
+        detail = f"next on {_instant(wanted.next_on_at)}, next off {_instant(wanted.next_off_at)}"
+    result.actions.append(Action(account.name, Kind.SCHEDULE_ROW_UPSERT, account.name, detail,
+                                 {"row": wanted}))
 
 
-# Apply: one action at a time; errors propagate as rpa.clients.errors.ClientError.
+def _instant(at: dt.datetime | None) -> str:
+    return "none" if at is None else f"{at.astimezone(dt.UTC):%Y-%m-%dT%H:%MZ}"
+
+
+# Apply: one action at a time. Errors propagate as rpa.clients.errors.ClientError.
 
 def apply_action(run: Run, action: Action) -> None:
     params = action.params

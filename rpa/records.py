@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import yaml
 
 from rpa.clients import errors
-from rpa.clients.vault import Secret
+from rpa.clients.vault import Secret, VaultClient
 from rpa.inventory import load_file
 
 Change = Callable[[dict[str, Any]], dict[str, Any]]
@@ -62,6 +62,18 @@ class FileRecordStore:
                 self._write(raw)
         return Secret(path, wanted, 0)
 
+    def create(self, path: str, data: dict[str, Any]) -> Secret:
+        """Add a record that does not exist yet; raises Conflict when it does."""
+        folder, name = _split(path)
+        with self._locked():
+            raw = load_file(self.file)
+            if name in raw.get(folder, {}):
+                raise errors.Conflict(f"record {path} already exists in {self.file}",
+                                      service="inventory")
+            raw.setdefault(folder, {})[name] = dict(data)
+            self._write(raw)
+        return Secret(path, dict(data), 0)
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         lock_path = self.file.with_name(self.file.name + ".lock")
@@ -74,6 +86,7 @@ class FileRecordStore:
 
     def _write(self, raw: dict[str, Any]) -> None:
         text = yaml.dump(raw, Dumper=_NoAliasDumper, allow_unicode=True, sort_keys=False)
+        # Rewritten in full; the lock keeps a concurrent writer of the same file out.
         handle, temporary = tempfile.mkstemp(dir=self.file.parent, prefix=".inventory-")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as output:
@@ -89,6 +102,18 @@ class FileRecordStore:
 class _NoAliasDumper(yaml.SafeDumper):
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+def create_record(store: RecordStore, path: str, data: dict[str, Any]) -> Secret:
+    """Write a record that must not exist yet: check-and-set version 0 on Vault.
+
+    Raises Conflict when another writer created it first.
+    """
+    if isinstance(store, VaultClient):
+        return Secret(path, dict(data), store.write(path, data, cas=0))
+    if isinstance(store, FileRecordStore):
+        return store.create(path, data)
+    raise TypeError(f"cannot create records in {type(store).__name__}")
 
 
 def _split(path: str) -> tuple[str, str]:

@@ -76,6 +76,17 @@ class Settings(BaseSettings):
     # Days after end_date before the end-of-service job releases an account.
     grace_days: int = Field(0, ge=0, le=365)
 
+    # `rpa trial grant`: the folder of its templates (<name>.yaml; unset means the templates
+    # in the package) and the site base URLs it writes (unset means the template's `site`).
+    grant_template_dir: Path | None = None
+    grant_modeler_site: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    grant_mcm_site: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    # `rpa report savings`: price of one node hour, in price_currency. The EMR price counts
+    # master and core nodes alike. Unset leaves the cost out of the report.
+    price_worker_node_hour: float | None = Field(None, ge=0)
+    price_emr_node_hour: float | None = Field(None, ge=0)
+    price_currency: str = Field("USD", min_length=1, max_length=8)
+
     # AWS: credentials come from boto3's usual chain (IRSA in the cluster).
     aws_region: str = "ap-northeast-2"
     aws_endpoint_url: str | None = None

@@ -240,12 +240,15 @@ class Database:
 
     def read_actions(self, *, run_id: str | None = None, since: dt.datetime | None = None
                      ) -> list[AuditEntry]:
+        """The audit rows in order; none when the table is not created yet (dry-run)."""
         query = sa.select(action_log_table).order_by(action_log_table.c.id)
         if run_id is not None:
             query = query.where(action_log_table.c.run_id == run_id)
         if since is not None:
             query = query.where(action_log_table.c.created_at >= since)
         with self._connection() as conn:
+            if not sa.inspect(conn).has_table(action_log_table.name):
+                return []
             return [AuditEntry(**{k: v for k, v in row._mapping.items() if k != "id"})
                     for row in conn.execute(query)]
 

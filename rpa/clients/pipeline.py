@@ -10,7 +10,7 @@ from rpa.clients.http import JsonApi, require_fields
 SERVICE = "pipeline"
 STORAGE_FIELDS = {"id": str, "account": str, "bucket": str, "region": str}
 ITEM_FIELDS = {"id": str, "account": str, "name": str}
-PipelineKind = Literal["workflows", "datasets", "models", "projects"]
+PipelineKind = Literal["workflows", "datasets", "models", "pipeline-projects"]
 # Release order: a pipeline project can only go once its workflows, datasets and models are gone.
 PIPELINE_RELEASE_ORDER: tuple[PipelineKind, ...] = ("workflows", "datasets", "models")
 

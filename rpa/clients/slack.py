@@ -89,7 +89,7 @@ class SlackClient:
                    rate_limit_retries=settings.slack_rate_limit_retries,
                    connection_retries=settings.slack_connection_retries)
 
-    def post_message(self, channel: str, *, text: str, blocks: Sequence[Mapping[str, Any]],
+    def post_message(self, channel: str, *, text: str, blocks: Sequence[dict[str, Any]],
                      thread_ts: str | None = None, channel_setting: str) -> str:
         """Post one message and return its `ts`; with `thread_ts` it is a reply in that thread.
 

@@ -28,10 +28,10 @@ from rpa.sandbox.platform import (
 TOKEN_LIFETIME_SECONDS: Final = 3600
 
 
-PIPELINE_KINDS: Final = ("workflows", "datasets", "models", "projects")
+PIPELINE_KINDS: Final = ("workflows", "datasets", "models", "pipeline-projects")
 # Pipeline projects hold the other kinds, so a project goes last and only when empty.
 PIPELINE_ID_PREFIXES: Final = {"workflows": "wf", "datasets": "ds", "models": "mdl",
-                               "projects": "ppj"}
+                               "pipeline-projects": "ppj"}
 
 
 @dataclass
@@ -200,9 +200,9 @@ class AccountsApi:
         item = site.pipeline.get(kind, {}).get(item_id)
         if item is None:
             raise ApiError(404, "not_found", f"{kind} item {item_id} not found")
-        if kind == "projects" and any(
+        if kind == "pipeline-projects" and any(
                 other["account"] == item["account"]
-                for other_kind in PIPELINE_KINDS if other_kind != "projects"
+                for other_kind in PIPELINE_KINDS if other_kind != "pipeline-projects"
                 for other in site.pipeline.get(other_kind, {}).values()):
             raise ApiError(409, "project_not_empty",
                            f"pipeline project {item_id} still has workflows, datasets or models")

@@ -1,8 +1,10 @@
 """EMR in the sandbox: moto's clusters, made a little closer to EMR, and a Spot loss on demand.
 
-moto starts any instance type and never loses a Spot node. The sandbox's boto3 session
-therefore checks RunJobFlow's instance types against EMR's own ListSupportedInstanceTypes
-and rejects the others with ValidationException, as EMR does. A control route on the
+moto (5.2) starts a cluster with any release label and instance type, and never loses a
+Spot node.
+The sandbox's boto3 session therefore checks RunJobFlow's release label and instance types
+against EMR's own ListReleaseLabels and ListSupportedInstanceTypes, which moto answers, and
+rejects the others with ValidationException, as EMR does. A control route on the
 platform stand-in ends a cluster as a Spot loss would, so that the mcm job's recovery can be
 tried in a running sandbox:
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import sys
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -28,13 +31,12 @@ from rpa.sandbox.platform import ApiError, Reply, Request, Route
 
 # The AWS account id that moto gives every request.
 MOTO_ACCOUNT_ID: Final = "123456789012"
-# What EMR reports when a cluster's Spot master node is reclaimed; the mcm job reads it.
-SPOT_LOSS_CODE: Final = "INSTANCE_FAILURE"
+# The message EMR sends when a cluster's Spot master node is reclaimed, as the mcm job reads it.
 SPOT_LOSS_MESSAGE: Final = "The master node was terminated"
 
 
 def register_checks(session: boto3.Session, endpoint_url: str | None) -> None:
-    """Make RunJobFlow through `session` reject what EMR rejects and moto accepts."""
+    """Make RunJobFlow through `session` reject an unknown release label or instance type."""
     checker = boto3.Session(
         aws_access_key_id="sandbox", aws_secret_access_key="sandbox",
         region_name=session.region_name).client("emr", endpoint_url=endpoint_url)
@@ -135,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     running = read_running(args.dir)
     if running is None:
-        print(f"error: no sandbox is up in {args.dir}; start one with `rpa sandbox up`")
+        print(f"error: no sandbox is up in {args.dir}; start one with `rpa sandbox up`",
+              file=sys.stderr)
         return 1
     reply = requests.post(
         f"{running.platform_url}/aws/api/v1/sandbox/emr/clusters/{args.cluster_id}/interrupt",

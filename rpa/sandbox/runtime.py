@@ -8,6 +8,7 @@ server binds 127.0.0.1 only.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -47,6 +48,7 @@ SANDBOX_URLS = {
 }
 SSO_CLIENT_SECRET = "sandbox-client-secret"
 WORKER_LAUNCH_CONFIGURATION = "rpa-sandbox-workers"
+SEEDED_GROUPS_FILE = "seeded-groups"
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,22 @@ class SandboxEndpoints:
         })
 
     def boto_session(self, settings: Settings) -> boto3.Session:
-        from rpa.sandbox.emr import register_checks
+        return _sandbox_session(settings.aws_region, self.aws_url)
 
-        session = boto3.Session(aws_access_key_id=AWS_KEY, aws_secret_access_key=AWS_KEY,
-                                region_name=settings.aws_region)
-        register_checks(session, self.aws_url)
-        return session
+
+@functools.lru_cache(maxsize=8)
+def _sandbox_session(region: str, aws_url: str) -> boto3.Session:
+    """One session per moto endpoint and process.
+
+    A new session loads botocore's service models again (about half a second for EMR and
+    EC2), which adds up when tests run many jobs in one process.
+    """
+    from rpa.sandbox.emr import register_checks
+
+    session = boto3.Session(aws_access_key_id=AWS_KEY, aws_secret_access_key=AWS_KEY,
+                            region_name=region)
+    register_checks(session, aws_url)
+    return session
 
 
 def site_key(site: str) -> str:
@@ -160,7 +172,8 @@ def serve(folder: Path, *, latency_seconds: float = 0.0) -> None:
         finally:
             state.unlink(missing_ok=True)
             # The stand-ins keep nothing after `down`, so their files go with them.
-            for name in ("sandbox.db", "inventory.yaml", "inventory.yaml.lock"):
+            for name in ("sandbox.db", "inventory.yaml", "inventory.yaml.lock",
+                         SEEDED_GROUPS_FILE):
                 (folder / name).unlink(missing_ok=True)
 
 
@@ -201,15 +214,23 @@ def down(folder: Path) -> bool:
 
 
 def seed_worker_groups(session: boto3.Session, settings: Settings,
-                       groups: Iterable[tuple[str, int, int]]) -> list[str]:
+                       groups: Iterable[tuple[str, int, int]], folder: Path) -> list[str]:
     """Create in moto the worker-node groups that EKS would have made, at their minimum size.
 
     The tool never creates Auto Scaling groups; in the sandbox somebody must. Takes
-    (name, min, max) and returns the names created now.
+    (name, min, max) and returns the names created now. The names seeded so far are kept in
+    `<folder>/seeded-groups`, so a run whose groups all exist asks moto nothing.
     """
+    marker = folder / SEEDED_GROUPS_FILE
+    seeded = set(marker.read_text(encoding="utf-8").split()) if marker.exists() else set()
+    wanted = {group for group in groups if group[0] not in seeded}
+    if not wanted:
+        return []
     client = session.client("autoscaling", endpoint_url=settings.aws_endpoint_url)
+    names = sorted({name for name, _, _ in wanted})
     existing = {group["AutoScalingGroupName"]
-                for page in client.get_paginator("describe_auto_scaling_groups").paginate()
+                for page in client.get_paginator("describe_auto_scaling_groups").paginate(
+                    AutoScalingGroupNames=names)
                 for group in page["AutoScalingGroups"]}
     configurations = client.describe_launch_configurations(
         LaunchConfigurationNames=[WORKER_LAUNCH_CONFIGURATION])["LaunchConfigurations"]
@@ -217,7 +238,7 @@ def seed_worker_groups(session: boto3.Session, settings: Settings,
         client.create_launch_configuration(LaunchConfigurationName=WORKER_LAUNCH_CONFIGURATION,
                                            ImageId="ami-12c6146b", InstanceType="m5.xlarge")
     created = []
-    for name, min_size, max_size in sorted(set(groups)):
+    for name, min_size, max_size in sorted(wanted):
         if name in existing:
             continue
         client.create_auto_scaling_group(
@@ -226,6 +247,7 @@ def seed_worker_groups(session: boto3.Session, settings: Settings,
             AvailabilityZones=[f"{settings.aws_region}a"],
         )
         created.append(name)
+    marker.write_text("\n".join(sorted(seeded | set(names))), encoding="utf-8")
     return created
 
 

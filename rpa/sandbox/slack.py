@@ -44,6 +44,7 @@ MAX_TEXT_CHARS = 40_000
 # Slack rejects a message whose blocks hold too much text in all (msg_blocks_too_long). The
 # limit is not documented; users of the API report it near 12,000 characters.
 MAX_BLOCKS_TEXT_CHARS = 12_000
+SHUTDOWN_POLL_SECONDS = 0.05
 # Seconds of the first `ts`; later ones count up in microseconds, as Slack's are unique.
 FIRST_TS_SECONDS = 1_796_000_000
 
@@ -109,7 +110,9 @@ class SlackStandIn:
         if self._server is not None:
             raise RuntimeError("the Slack stand-in is already running")
         self._server = _Server(("127.0.0.1", 0), self)
+        # A short poll interval lets stop() return quickly; shutdown waits for the next poll.
         self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
                                         name="slack-stand-in", daemon=True)
         self._thread.start()
         return self.base_url
