@@ -66,7 +66,7 @@ MCM_KINDS = frozenset({Kind.CLUSTER_TERMINATE, Kind.CLUSTER_UNASSIGN, Kind.MCM_S
 
 @dataclass
 class Observed:
-    """What the expired accounts still have; `errors` maps an area to why it was not read."""
+    """Resources the expired accounts still have; `errors` maps an unread area to the cause."""
 
     projects: dict[str, list[RemoteProject]] = field(default_factory=dict)
     items: dict[str, list[tuple[ItemKind, RemoteItem]]] = field(default_factory=dict)
@@ -278,7 +278,8 @@ def _plan_pipeline(account: Account, observed: Observed) -> list[Action]:
         steps.append(Action(account.name, Kind.PIPELINE_STORAGE_DELETE, storage.bucket,
                             "released", {"storage_id": storage.id}))
     for item in (i for i in mine if i.kind == "pipeline-projects"):
-        steps.append(Action(account.name, Kind.PIPELINE_ITEM_DELETE, f"pipeline-projects/{item.name}",
+        steps.append(Action(account.name, Kind.PIPELINE_ITEM_DELETE,
+                            f"pipeline-projects/{item.name}",
                             "released", {"item_kind": "pipeline-projects",
                                          "item_id": item.id}))
     return steps
@@ -370,18 +371,18 @@ def apply_action(run: Run, action: Action) -> None:
     params = action.params
     match action.kind:
         case Kind.PROJECT_ITEM_DELETE:
-            _ignore_gone(lambda: run.env.modeler(params["site"]).delete_item(
+            _ignore_gone(action, lambda: run.env.modeler(params["site"]).delete_item(
                 params["item_kind"], params["item_id"]))
         case Kind.PROJECT_DELETE:
-            _ignore_gone(lambda: run.env.modeler(params["site"]).delete_project(
+            _ignore_gone(action, lambda: run.env.modeler(params["site"]).delete_project(
                 params["project_id"]))
         case Kind.SCHEDULE_ROW_DELETE:
             run.env.database().delete_schedule_row(params["job"], action.account)
         case Kind.PIPELINE_ITEM_DELETE:
-            _ignore_gone(lambda: run.env.pipeline().delete_item(params["item_kind"],
+            _ignore_gone(action, lambda: run.env.pipeline().delete_item(params["item_kind"],
                                                                 params["item_id"]))
         case Kind.PIPELINE_STORAGE_DELETE:
-            _ignore_gone(lambda: run.env.pipeline().delete_storage(params["storage_id"]))
+            _ignore_gone(action, lambda: run.env.pipeline().delete_storage(params["storage_id"]))
         case Kind.BUCKET_EMPTY:
             deleted = run.env.s3().empty_bucket(action.target)
             log.info("emptied bucket %s: %d entries deleted", action.target, deleted,
@@ -389,7 +390,7 @@ def apply_action(run: Run, action: Action) -> None:
         case Kind.IAM_DELETE_ACCESS_KEY:
             run.env.iam().delete_access_key(params["name"], params["key_id"])
         case Kind.GROUP_REMOVE:
-            _ignore_gone(lambda: run.env.portal().remove_member(params["group"],
+            _ignore_gone(action, lambda: run.env.portal().remove_member(params["group"],
                                                                 action.account))
         case Kind.PASSWORD_ROTATE:
             _rotate(run, action.account)
@@ -418,12 +419,13 @@ def _rotate(run: Run, account: str) -> None:
              if rotation.resumed else "", extra={"account": account})
 
 
-def _ignore_gone(call: Callable[[], Any]) -> None:
+def _ignore_gone(action: Action, call: Callable[[], Any]) -> None:
     """Run a delete; a resource that is already gone is what the release wants."""
     try:
         call()
     except errors.NotFound:
-        log.info("already gone")
+        log.info("%s %s was already gone", action.kind.value, action.target,
+                 extra={"account": action.account})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

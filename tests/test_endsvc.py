@@ -321,7 +321,7 @@ def test_delete_objects_errors_fail_step() -> None:
             "Deleted": [{"Key": "a", "VersionId": "1"}],
             "Errors": [{"Key": "b", "VersionId": "2", "Code": "AccessDenied",
                         "Message": "Access Denied"}]})
-        with pytest.raises(errors.PartialFailure, match="1 of 2 versions failed.*AccessDenied"):
+        with pytest.raises(errors.PartialFailure, match=r"1 of 2 versions failed.*AccessDenied"):
             s3.empty_bucket("b")
 
 
