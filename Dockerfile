@@ -16,7 +16,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-COPY pyproject.toml ./
+# README.md is the package's long description, which pyproject.toml names.
+COPY pyproject.toml README.md ./
 COPY rpa ./rpa
 
 # Every dependency ships binary wheels for CPython 3.11 on Linux (x86_64 and aarch64), so no
