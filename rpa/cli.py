@@ -20,7 +20,7 @@ from rpa.i18n import Lang
 from rpa.inventory import InventoryFileError, validate_records
 from rpa.job import Job, RunOptions, execute
 from rpa.report import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from rpa.settings import Settings, SettingsError, load_settings
+from rpa.settings import Settings, SettingsError, load_settings, unknown_variables
 
 
 def parse_now(value: str) -> dt.datetime:
@@ -103,6 +103,8 @@ def run_job(job: Job, args: argparse.Namespace) -> int:
 
 
 def _settings_or_none(overrides: dict[str, Any]) -> Settings | None:
+    for warning in unknown_variables(os.environ):
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         return load_settings(**overrides)
     except SettingsError as err:

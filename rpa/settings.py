@@ -7,6 +7,8 @@ Every setting is listed with its default in docs/operations.md.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -175,3 +177,25 @@ def load_settings(**overrides: Any) -> Settings:
             # The input is left out because a wrong value of a secret setting is still secret.
             problems.append(f"{where}: {item['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+# Variables with the prefix that are not settings: the test suite's own.
+NON_SETTING_PREFIXES = ("RPA_TEST_",)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Warnings for `RPA_*` variables that name no setting, with the closest setting.
+
+    pydantic-settings ignores such variables, so a misspelt one would silently leave its
+    setting at the default.
+    """
+    known = {env_name(name) for name in Settings.model_fields}
+    warnings = []
+    for name in sorted(environ):
+        if (not name.startswith(ENV_PREFIX) or name in known
+                or name.startswith(NON_SETTING_PREFIXES)):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{name} is not a setting and is ignored{hint}")
+    return warnings
