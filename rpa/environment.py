@@ -79,7 +79,7 @@ class Environment:
             return self._database
 
     def modeler(self, site: str) -> ModelerClient:
-        """The Modeler client of a site, one per base URL for the whole run."""
+        """Return the Modeler client of a site, made once per base URL for the whole run."""
         with self._lock:
             if site not in self._modeler:
                 self._modeler[site] = ModelerClient(self._json_api(site, "modeler"))
@@ -130,14 +130,14 @@ class Environment:
             return self._cloudz
 
     def record_store(self) -> RecordStore:
-        """Where jobs write records back: the Vault the records came from, or their file."""
+        """Return where jobs write records back: the Vault the records came from, or their file."""
         if self.records.vault is not None:
             return self.records.vault
         assert self.records.path is not None
         return FileRecordStore(self.records.path)
 
     def _platform_api(self, url: str, service: str) -> JsonApi:
-        """A client for a platform service that takes SSO tokens (Pipeline, portal)."""
+        """Build a client for a platform service that takes SSO tokens (Pipeline, portal)."""
         if self._sso is None:
             settings = self.settings
             sso_url = self._required_url("sso_url")
@@ -265,7 +265,7 @@ def record_source(settings: Settings, options: RunOptions,
 
 
 def example_inventory() -> Path:
-    """The bundled example accounts, found from the working folder or beside the package."""
+    """Find the bundled example accounts in the working folder or beside the package."""
     for candidate in (EXAMPLE_INVENTORY, Path(__file__).resolve().parent.parent
                       / EXAMPLE_INVENTORY):
         if candidate.is_file():

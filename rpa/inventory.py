@@ -368,12 +368,12 @@ def _show(value: Any) -> str:
 
 
 def today_in_service_zone(now: dt.datetime) -> dt.date:
-    """The calendar date in Asia/Seoul, in which usage periods are written."""
+    """Return the calendar date in Asia/Seoul, in which usage periods are written."""
     return now.astimezone(SERVICE_ZONE).date()
 
 
 class RecordSource:
-    """Where records come from; both forms return raw records and per-account read errors."""
+    """Source of the records, a file or Vault; both return raw records and read errors."""
 
     def __init__(self, *, path: Path | None = None, vault: VaultClient | None = None) -> None:
         if (path is None) == (vault is None):

@@ -42,7 +42,7 @@ INTERRUPTED = "run interrupted before this action"
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What the command line asked for; `now` is aware and fixed for the whole run."""
+    """Options of one run from the command line; `now` is aware and fixed for the whole run."""
 
     now: dt.datetime
     dry_run: bool = False
@@ -84,7 +84,7 @@ class Job(Protocol):
 
 
 def count_deletions(job: Job, destructive: Sequence[Action]) -> int:
-    """How many deletions a plan makes for --max-deletes; a job may define its own count."""
+    """Count the deletions a plan makes for --max-deletes; a job may define its own count."""
     counter = getattr(job, "count_deletions", None)
     return int(counter(destructive)) if counter is not None else len(destructive)
 

@@ -1,10 +1,11 @@
 """The modeler job: Modeler projects and worker nodes of every account in its usage period.
 
-Hourly, per account in its period: create missing projects, update their resources, delete
-projects the record does not list; in core time scale the worker-node Auto Scaling group to
-`core_desired`, outside it stop running workspaces and deployments and scale to
-`off_desired`; keep the next scheduled switches registered on the group; keep the account's
-schedule row in the platform database. Accounts before or after their period are left alone
+Hourly, for each account in its period, the job creates missing projects, updates their
+resources and deletes projects the record does not list. In core time it scales the
+worker-node Auto Scaling group to `core_desired`. Outside core time it stops running
+workspaces and deployments and scales the group to `off_desired`. It keeps the next
+scheduled switches registered on the group and the account's schedule row in the platform
+database in step with the record. Accounts before or after their period are left alone
 (the end-of-service job releases expired ones).
 
 Run as `python -m rpa.modeler` or `rpa modeler`.

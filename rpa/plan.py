@@ -86,8 +86,8 @@ class Action:
     detail: str = ""
     params: Mapping[str, Any] = field(default_factory=dict, compare=False)
     blocked: str | None = None
-    # Applied only when every earlier action of the same account was done; otherwise it is
-    # skipped (marking an account released after a failed release step would hide it).
+    # Applied only when every earlier action of the same account was done, else skipped.
+    # Marking an account released after a failed release step would hide the failure.
     needs_prior_success: bool = False
 
     @property
