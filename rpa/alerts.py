@@ -30,7 +30,7 @@ ERROR_MAX_CHARS = 200
 
 
 def send_failure_alert(report: RunReport, settings: Settings, *, sandbox: bool) -> None:
-    """Post the alert for a run with failures; never raises for a Slack failure."""
+    """Post the alert for a run with failures; a Slack failure is logged and not raised."""
     channel = settings.slack_alert_channel
     if report.dry_run or report.exit_status() == EXIT_OK or not channel:
         return
@@ -56,7 +56,7 @@ def send_failure_alert(report: RunReport, settings: Settings, *, sandbox: bool) 
 
 
 def build_alert(report: RunReport, lang: Lang) -> Message:
-    """The alert as one message: title, failed accounts with their errors, rerun command."""
+    """Build the alert as one message: title, failed accounts with errors, rerun command."""
     at = report.now.astimezone(SERVICE_ZONE).strftime("%Y-%m-%d %H:%M KST")
     title = text("alert.title", lang, job=report.job, run_id=report.run_id, at=at)
     failures = account_errors(report)
@@ -76,7 +76,7 @@ def build_alert(report: RunReport, lang: Lang) -> Message:
 
 
 def account_errors(report: RunReport) -> dict[str, list[str]]:
-    """Each failed account's errors in report order: record errors, problems, failed actions."""
+    """Collect each failed account's errors: record errors, then problems, then actions."""
     found: dict[str, list[str]] = {}
     for error in report.record_errors:
         found.setdefault(error.account, []).append(f"{error.field}: {error.message()}")
@@ -91,6 +91,6 @@ def account_errors(report: RunReport) -> dict[str, list[str]]:
 
 
 def rerun_command(job: str) -> str:
-    """The command that starts the job's CronJob once, now."""
+    """Return the kubectl command that starts the job's CronJob once, now."""
     return (f"kubectl create job --from=cronjob/rpa-{job} rpa-{job}-manual-$(date +%s) "
             f"-n {NAMESPACE}")

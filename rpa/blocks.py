@@ -21,8 +21,8 @@ MAX_FIELD_CHARS = 2000
 MAX_FIELDS = 10
 MAX_HEADER_CHARS = 150
 # Slack also rejects a message whose blocks hold too much text in all (msg_blocks_too_long).
-# That limit is not documented; users of the API report it near 12,000 characters, so each
-# message stays below this estimate with room for the block structure.
+# That limit is not documented, and users of the API report it near 12,000 characters. Each
+# message stays below this estimate, with room for the block structure.
 MAX_MESSAGE_CHARS = 10_000
 HEADING_PREFIX = "heading:"
 ELLIPSIS = "…"
@@ -42,7 +42,7 @@ class Message:
 def escape(text: str) -> str:
     """Escape user text for mrkdwn, so it cannot form a link, a mention or a channel name.
 
-    Slack reads `<…>` as a link or mention and `&` as the start of an entity; every other
+    Slack reads `<…>` as a link or mention and `&` as the start of an entity. Every other
     character, Korean and emoji included, passes as it is.
     """
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -53,25 +53,25 @@ def unescape(text: str) -> str:
 
 
 def header(text: str) -> Block:
-    """A header block; plain text, so it needs no escaping, cut to Slack's 150 characters."""
+    """Build a header block of plain text (no escaping needed), cut to 150 characters."""
     return {"type": "header",
             "text": {"type": "plain_text", "text": _cut(text, MAX_HEADER_CHARS), "emoji": True}}
 
 
 def sections(text: str) -> list[Block]:
-    """One mrkdwn section per 3,000 characters of `text`, split between lines."""
+    """Build one mrkdwn section per 3,000 characters of `text`, split between lines."""
     return [_section(part) for part in split_text(text, MAX_SECTION_CHARS)]
 
 
 def heading(text: str, key: str) -> Block:
-    """A one-line section that opens a list; packing keeps it with the block after it."""
+    """Build a one-line section that opens a list; packing keeps it with the next block."""
     block = _section(text)
     block["block_id"] = f"{HEADING_PREFIX}{key}"
     return block
 
 
 def fields(texts: Sequence[str]) -> Block:
-    """A section of up to 10 short mrkdwn fields, shown in two columns."""
+    """Build a section of up to 10 short mrkdwn fields, shown in two columns."""
     if len(texts) > MAX_FIELDS:
         raise ValueError(f"a section takes at most {MAX_FIELDS} fields, got {len(texts)}")
     return {"type": "section",
@@ -133,7 +133,7 @@ def _cut(text: str, limit: int) -> str:
 
 
 def block_chars(block: Block) -> int:
-    """Characters of text in a block, as counted against the per-message total."""
+    """Count the characters of text in a block, for the per-message total."""
     return sum(len(str(item.get("text", ""))) for item in _text_objects(block))
 
 

@@ -1,6 +1,6 @@
 """The daily report of `rpa.noti`: built purely from records, observations and `now`.
 
-`build_report` decides what the report says; it calls no client. `render_messages` turns it
+`build_report` decides the report's content and calls no client. `render_messages` turns it
 into Slack Block Kit messages in Korean or English: a header with the counts, then the
 accounts ending within 7 days, the failures of the last 24 hours and what could not be read,
 then one section per account in use. Owner and project names are user text and are escaped,
@@ -38,7 +38,7 @@ WEEKDAYS: dict[Lang, tuple[str, ...]] = {
 
 @dataclass
 class Observed:
-    """What the noti job read besides the records; None marks a source it could not read."""
+    """Data the noti job read beside the records; None marks a source it could not read."""
 
     # Project names by site, then by owner; a site missing here was not listed.
     site_projects: dict[str, dict[str, set[str]]] = field(default_factory=dict)
@@ -141,7 +141,7 @@ class DailyReport:
 # Build: pure.
 
 def build_report(inventory: Inventory, observed: Observed, now: dt.datetime) -> DailyReport:
-    """Decide what the report says as of `now`; the calendar is Asia/Seoul's."""
+    """Build the report as of `now`, with dates on Asia/Seoul's calendar."""
     today = today_in_service_zone(now)
     report = DailyReport(now, today, record_errors=list(inventory.errors),
                          unread=list(observed.unread))
@@ -169,9 +169,15 @@ def account_line(account: Account, observed: Observed, today: dt.date) -> Accoun
     password = account.password
     assert password.start_date is not None and password.end_date is not None
     modeler, mcm = account.modeler, account.mcm
-    schedule = modeler.schedule if modeler else mcm.schedule if mcm else None
-    cluster_schedule = mcm.schedule if mcm and modeler and mcm.schedule != modeler.schedule \
-        else None
+    # The Modeler schedule is the account's core time; EMR's is shown apart only when it differs.
+    schedule = None
+    if modeler is not None:
+        schedule = modeler.schedule
+    elif mcm is not None:
+        schedule = mcm.schedule
+    cluster_schedule = None
+    if mcm is not None and modeler is not None and mcm.schedule != modeler.schedule:
+        cluster_schedule = mcm.schedule
     return AccountLine(
         account=account.name, owner=password.owner, purpose=password.purpose,
         start=password.start_date, end=password.end_date,
@@ -186,7 +192,7 @@ def account_line(account: Account, observed: Observed, today: dt.date) -> Accoun
 
 
 def core_time_on(schedule: Schedule, day: dt.date) -> CoreTime:
-    """Today's window of `schedule` in its zone; a day off or a vanished window has none."""
+    """Return `day`'s window of `schedule` in its zone; a day off or a vanished window has none."""
     window = schedule.window_on(day)
     if window is None:
         return CoreTime()
@@ -239,7 +245,7 @@ def released_on(inventory: Inventory, audit: Sequence[AuditEntry], today: dt.dat
 
 
 def group_failures(entries: Sequence[AuditEntry]) -> list[FailureLine]:
-    """One line per job and account, with the latest failure's action and error."""
+    """Group failed audit rows into one line per job and account, with the latest error."""
     latest: dict[tuple[str, str], AuditEntry] = {}
     counts: Counter[tuple[str, str]] = Counter()
     for entry in entries:
@@ -259,7 +265,7 @@ def group_failures(entries: Sequence[AuditEntry]) -> list[FailureLine]:
 # Render: Block Kit messages in one language.
 
 def render_messages(report: DailyReport, lang: Lang) -> list[Message]:
-    """The report as Block Kit messages; later ones continue the first, in its thread."""
+    """Render the report as Block Kit messages; later ones continue the first, in its thread."""
     content: list[Block] = [blocks.header(_title(report, lang)), _count_fields(report, lang)]
     content += _ending_soon_blocks(report, lang)
     content += _failure_blocks(report, lang)
@@ -333,7 +339,7 @@ def _problem_blocks(report: DailyReport, lang: Lang) -> list[Block]:
 
 
 def render_account(line: AccountLine, lang: Lang) -> str:
-    """Three mrkdwn lines: who and why, period and core time, resources."""
+    """Render one account as three mrkdwn lines: who and why, period and core time, resources."""
     purpose = text(f"purpose.{line.purpose}", lang) if line.purpose else "-"
     who = " · ".join([f"*{escape(line.account)}*", escape(line.owner) if line.owner else "-",
                       purpose])

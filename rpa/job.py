@@ -2,8 +2,9 @@
 
 A job module supplies a `Job`: `plan` observes the world and returns actions (its pure
 planning function sits behind it), and `apply` carries out one action. This module owns the
-rest: records, the deletion guard, the single dry-run gate, per-account isolation of
-failures, the audit table, the report and the exit status.
+rest: records, the deletion guard, the single dry-run gate, the job and account locks
+(rpa/locks.py), per-account isolation of failures, the audit table, the report and the exit
+status.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from rpa.clients.db import AuditEntry, Database
 from rpa.environment import Environment, EnvironmentError, open_environment
 from rpa.i18n import Lang
 from rpa.inventory import EmptyMountError, Inventory, InventoryFileError, validate_records
+from rpa.locks import hold_account_lock, hold_job_lock, lock_problems
 from rpa.logs import setup_logging
 from rpa.plan import Action, Outcome, Problem, Status, count_by_status, guard_deletions
 from rpa.report import EXIT_FAILED, EXIT_USAGE, RunReport, render_text
 from rpa.settings import Settings
+from rpa.shard import Shard, select_shard
 
 log = logging.getLogger(__name__)
 INTERRUPTED = "run interrupted before this action"
@@ -52,6 +55,8 @@ class RunOptions:
     output: Literal["text", "json"] = "text"
     lang: Lang = "ko"
     allow_mass_delete: bool = False
+    # This pod's part of a run split over several pods; None reconciles every account.
+    shard: Shard | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,8 @@ def execute(job: Job, options: RunOptions, settings: Settings) -> int:
     try:
         with open_environment(settings, options) as env:
             run = Run(job.name, run_id, options, env.settings, env)
-            report = _run(job, run)
+            with hold_job_lock(run):
+                report = _run(job, run)
     except (EnvironmentError, EmptyMountError, InventoryFileError) as err:
         _fail(str(err))
         return EXIT_USAGE
@@ -148,8 +154,7 @@ def execute(job: Job, options: RunOptions, settings: Settings) -> int:
 
 
 def _run(job: Job, run: Run) -> RunReport:
-    raw, read_errors = run.env.records.read()
-    inventory = validate_records(raw, read_errors=read_errors).select(list(run.options.accounts))
+    inventory = _read_inventory(run)
     for error in inventory.errors:
         log.error("invalid record %s: %s", error.field, error.message(),
                   extra={"account": error.account})
@@ -176,7 +181,20 @@ def _run(job: Job, run: Run) -> RunReport:
         return report
     report.outcomes = _apply_all(job, run, actions)
     report.interrupted = any(o.error == INTERRUPTED for o in report.outcomes)
+    report.problems = report.problems + lock_problems(report.outcomes)
     return report
+
+
+def _read_inventory(run: Run) -> Inventory:
+    """Read and validate the records; keep the accounts named and those of the shard."""
+    raw, read_errors = run.env.records.read()
+    inventory = validate_records(raw, read_errors=read_errors).select(list(run.options.accounts))
+    shard = run.options.shard
+    if shard is not None:
+        total = len(inventory.accounts)
+        inventory = select_shard(inventory, shard)
+        log.info("shard %s: %d of %d accounts", shard, len(inventory.accounts), total)
+    return inventory
 
 
 def _planned(action: Action) -> Outcome:
@@ -214,10 +232,20 @@ def _apply_all(job: Job, run: Run, actions: Sequence[Action]) -> list[Outcome]:
 
 def _apply_account(job: Job, run: Run, items: list[tuple[int, Action]], stop: StopFlag,
                    database: Database) -> dict[int, Outcome]:
+    """Apply one account's actions holding its lock, which the other jobs share."""
+    needed = any(not action.blocked for _, action in items)
+    with hold_account_lock(run, items[0][1].account, needed=needed) as busy:
+        return _apply_items(job, run, items, stop, database, busy)
+
+
+def _apply_items(job: Job, run: Run, items: list[tuple[int, Action]], stop: StopFlag,
+                 database: Database, busy: str | None) -> dict[int, Outcome]:
     outcomes: dict[int, Outcome] = {}
     for index, action in items:
         earlier_failed = any(o.status is not Status.DONE for o in outcomes.values())
-        if action.needs_prior_success and earlier_failed:
+        if busy is not None and not action.blocked:
+            outcome = Outcome(action, Status.SKIPPED, busy)
+        elif action.needs_prior_success and earlier_failed:
             outcome = Outcome(action, Status.SKIPPED, "an earlier action of this account was "
                               "not done")
         else:

@@ -1,11 +1,11 @@
 """The noti job: the daily report of the trial accounts, posted to Slack.
 
-Daily at 09:10 Asia/Seoul, as `python -m rpa.noti` or `rpa noti`: read the records, read
-what the report shows beside them (the audit table, one Auto Scaling description of every
-worker-node group, one EMR listing, one project listing per Modeler site), build the report
-(`rpa.daily_report`) and post it to RPA_SLACK_CHANNEL. When Slack's limits need several
-messages, the later ones are replies in the first one's thread. `--dry-run` prints the
-messages and posts nothing.
+It runs daily at 09:10 Asia/Seoul as `python -m rpa.noti` or `rpa noti`. It reads the
+records and what the report shows beside them: the audit table, one Auto Scaling description
+of every worker-node group, one EMR listing and one project listing per Modeler site. Then
+it builds the report (`rpa.daily_report`) and posts it to RPA_SLACK_CHANNEL. When Slack's
+limits need several messages, the later ones are replies in the first one's thread.
+`--dry-run` prints the messages and posts nothing.
 
 noti changes nothing, so it has no plan to apply, and `rpa.job.execute` does not fit it:
 the deletion guard, the apply step and the audit rows of execute exist for changes. noti
@@ -196,7 +196,7 @@ def _read(observed: Observed, source: str, read: Callable[[], T]) -> T | None:
 
 
 def read_audit(env: Environment, options: RunOptions) -> list[AuditEntry]:
-    """The audit rows of the failure window, limited to --account when given."""
+    """Read the audit rows of the failure window, limited to --account when given."""
     entries = env.database().read_actions(since=options.now - FAILURE_WINDOW)
     if options.accounts:
         entries = [entry for entry in entries if entry.account in options.accounts]
@@ -204,7 +204,7 @@ def read_audit(env: Environment, options: RunOptions) -> list[AuditEntry]:
 
 
 def read_clusters(env: Environment) -> dict[tuple[str, str], list[str]]:
-    """States of the active EMR clusters by (account, cluster name), from one listing.
+    """Read the states of the active EMR clusters by (account, cluster name) in one listing.
 
     Clusters whose names the mcm job did not give (`rpa-<account>/<cluster>`) are left out.
     """
@@ -218,7 +218,7 @@ def read_clusters(env: Environment) -> dict[tuple[str, str], list[str]]:
 
 def read_sites(env: Environment, accounts: Sequence[Account], observed: Observed
                ) -> dict[str, dict[str, set[str]]]:
-    """Project names by site and owner, one listing per site, when a Modeler token is set."""
+    """Read project names by site and owner, one listing per site, when a token is set."""
     if env.settings.modeler_token is None:
         log.info("RPA_MODELER_TOKEN is not set; projects are shown from the records alone")
         return {}
@@ -254,7 +254,7 @@ def deliver(report: DailyReport, messages: Sequence[Message], settings: Settings
 @contextmanager
 def open_slack(settings: Settings, options: RunOptions
                ) -> Iterator[tuple[SlackClient, str, SlackStandIn | None]]:
-    """The Slack client and channel of the run: the settings', or a stand-in's in a sandbox."""
+    """Yield the Slack client and channel of the run, or a stand-in's in a sandbox run."""
     if not uses_sandbox_slack(settings, options):
         assert settings.slack_channel is not None
         yield SlackClient.from_settings(settings), settings.slack_channel, None

@@ -112,6 +112,19 @@ class Settings(BaseSettings):
     # Safety limits and run shape.
     max_deletes: int = Field(10, ge=0)
     concurrency: int = Field(8, ge=1, le=64)
+    # How long a run waits for the lock of its job or of an account that another run holds
+    # (rpa/locks.py) before it stops or skips the account.
+    lock_wait_seconds: float = Field(10.0, ge=0, le=3600)
+    # Middle part of the lock names; unset means the database name of RPA_DB_URL. MySQL
+    # locks are server-wide, so two deployments that share a database must set different
+    # values.
+    lock_namespace: str | None = Field(None, min_length=1, max_length=40,
+                                       pattern=r"^[A-Za-z0-9_.-]+$")
+    # Calls in flight to one platform base URL at a time, so that a slow site is not also
+    # flooded by every worker at once.
+    site_concurrency: int = Field(4, ge=1, le=64)
+    # Pods that share one run as a Kubernetes Indexed Job; each takes JOB_COMPLETION_INDEX.
+    shard_count: int = Field(1, ge=1, le=1000)
     scheduled_action_count: int = Field(2, ge=0, le=10)
 
     # Output.

@@ -1,8 +1,9 @@
 """Fixtures shared by the whole test suite.
 
 Every test runs with fake AWS credentials and without the developer's `RPA_*` settings, so no
-test can reach real AWS or pick up a real Vault or database by accident. The `mysql_url`
-fixture gives the local MariaDB with none of the tool's tables in it.
+test can reach real AWS or pick up a real Vault or database by accident, and slack_sdk sends
+to 127.0.0.1 only. The `mysql_url` fixture gives the local MariaDB with none of the tool's
+tables in it; `slack` gives a Slack stand-in.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 import sqlalchemy as sa
 
 from rpa.sandbox.runtime import STATE_FILE, Servers, start_servers
+from rpa.sandbox.slack import Channel, SlackStandIn
 
 # Variables of the test harness itself, kept when the RPA_* settings are cleared.
 TEST_ENV_PREFIX = "RPA_TEST_"
@@ -45,6 +48,9 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     # The credentials above come first in boto3's chain, and this also stops any fallback to
     # the instance metadata service.
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # MariaDB's locks are server-wide: a namespace per test process keeps its job runs from
+    # waiting for the runs of another test session on the same server.
+    monkeypatch.setenv("RPA_LOCK_NAMESPACE", f"test-{os.getpid()}")
 
 
 def drop_rpa_tables(engine: sa.Engine) -> None:
@@ -77,6 +83,44 @@ def mysql_url() -> Iterator[str]:
     finally:
         drop_rpa_tables(engine)
         engine.dispose()
+
+
+# The bot token, channels and membership of the `slack` fixture's stand-in.
+SLACK_TEST_TOKEN = "xoxb-test-7f3a9c"
+SLACK_REPORT_CHANNEL = Channel("C0REPORT01", "accuinsight-trial")
+SLACK_ALERT_CHANNEL = Channel("C0ALERTS01", "accuinsight-trial-alerts")
+SLACK_OUTSIDE_CHANNEL = Channel("C0OUTSIDE1", "elsewhere", is_member=False)
+
+
+@pytest.fixture(autouse=True)
+def slack_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make slack_sdk fail a test that sends to any host but 127.0.0.1, such as slack.com."""
+    from urllib.parse import urlsplit
+
+    from slack_sdk.web import base_client
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    send = base_client.urlopen
+
+    def send_to_loopback(request: Any, *args: Any, **kwargs: Any) -> Any:
+        host = urlsplit(request.full_url).hostname
+        if host != "127.0.0.1":
+            raise AssertionError(f"a test sent a Slack request to {host}")
+        return send(request, *args, **kwargs)
+
+    monkeypatch.setattr(base_client, "urlopen", send_to_loopback)
+
+
+@pytest.fixture
+def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackStandIn]:
+    """A Slack stand-in on 127.0.0.1, and the RPA_SLACK_* settings of the report aimed at it."""
+    channels = [SLACK_REPORT_CHANNEL, SLACK_ALERT_CHANNEL, SLACK_OUTSIDE_CHANNEL]
+    with SlackStandIn(token=SLACK_TEST_TOKEN, channels=channels) as stand_in:
+        monkeypatch.setenv("RPA_SLACK_BASE_URL", stand_in.base_url)
+        monkeypatch.setenv("RPA_SLACK_TOKEN", SLACK_TEST_TOKEN)
+        monkeypatch.setenv("RPA_SLACK_CHANNEL", SLACK_REPORT_CHANNEL.id)
+        yield stand_in
 
 
 @pytest.fixture

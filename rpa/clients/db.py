@@ -231,6 +231,18 @@ class Database:
             conn.execute(run_table.update().where(run_table.c.run_id == run_id).values(
                 status=status, finished_at=now, summary=json.dumps(summary)))
 
+    def mark_interrupted_runs(self, *, job: str) -> int:
+        """Mark the job's runs still `running` as `interrupted`; returns how many.
+
+        A process killed without warning (SIGKILL, a crash) leaves its run `running`. Call
+        this only while holding the job's lock, when no other run of the job can be live.
+        Their `finished_at` stays empty, because when they stopped is unknown.
+        """
+        key = (run_table.c.job == job) & (run_table.c.status == "running")
+        with self._connection() as conn:
+            result = conn.execute(run_table.update().where(key).values(status="interrupted"))
+            return int(result.rowcount)
+
     def log_action(self, entry: AuditEntry) -> None:
         with self._connection() as conn:
             conn.execute(action_log_table.insert().values(

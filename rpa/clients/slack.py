@@ -2,7 +2,7 @@
 
 The daily report (`rpa.noti`) and the failure alerts of the other jobs (`rpa.alerts`) post
 with `SlackClient`. Every failure becomes a `rpa.clients.errors.ClientError` subclass in
-`translate_error`, with a message that says what an operator does next: which channel or
+`translate_error`, with a message that gives an operator the next step: which channel or
 setting to fix, which scope the token lacks. The token never appears in a message or a log
 line: messages carry only Slack's error code and the documented fields `needed`, `provided`
 and `errors` of the reply.
@@ -153,7 +153,7 @@ def translate_error(err: SlackApiError, *, channel: str, channel_setting: str,
 def _advice(code: str, body: Mapping[str, Any], *, channel: str, channel_setting: str,
             rate_limit_retries: int) -> str:
     if code == "channel_not_found":
-        return (f"the bot cannot see a channel {channel!r}. Set {channel_setting} to the "
+        return (f"no channel {channel!r} is visible to the bot. Set {channel_setting} to the "
                 "channel ID (C…, shown at the bottom of the channel's About tab) instead of "
                 "its name, and for a private channel invite the bot first with "
                 "/invite @<bot name>")

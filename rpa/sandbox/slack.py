@@ -1,13 +1,13 @@
 """Local stand-in for the Slack Web API method chat.postMessage, for the sandbox and the tests.
 
 slack_sdk sends with urllib, which `responses` cannot intercept, so the tests and
-`rpa noti --sandbox` talk to this server over HTTP on 127.0.0.1 instead. It checks what
-Slack checks for our messages: the bearer token (`invalid_auth`, `not_authed`), the bot's
-scopes (`missing_scope` with `needed` and `provided`), the channel (`channel_not_found`) and
-the bot's membership (`not_in_channel`), and the Block Kit limits (`invalid_blocks` for more
-than 50 blocks, a section text over 3,000 characters or a header over 150). Accepted
-messages are recorded with their `ts`, and `rate_limit_next` makes it answer HTTP 429 with
-Retry-After.
+`rpa noti --sandbox` talk to this server over HTTP on 127.0.0.1 instead. It makes the
+checks that Slack makes on our messages. The bearer token gives `invalid_auth` or
+`not_authed`, the bot's scopes `missing_scope` with `needed` and `provided`, the channel
+`channel_not_found`, and the bot's membership `not_in_channel`. The Block Kit limits give
+`invalid_blocks` for more than 50 blocks, a section text over 3,000 characters or a header
+over 150, and `msg_blocks_too_long` for too much text in all. Accepted messages are
+recorded with their `ts`, and `rate_limit_next` makes it answer HTTP 429 with Retry-After.
 
     with SlackStandIn(token="xoxb-test", channels=[Channel("C0TEST0001", "general")]) as slack:
         client = WebClient(token="xoxb-test", base_url=slack.base_url)
@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 
 POST_MESSAGE = "/api/chat.postMessage"
 WRITE_SCOPE = "chat:write"
-# Slack cuts a message's `text` beyond this many characters; the stand-in rejects it instead,
-# so a test sees the overflow.
+# Slack cuts a message's `text` beyond this many characters. The stand-in rejects it instead,
+# so that the overflow fails a test.
 MAX_TEXT_CHARS = 40_000
 # Slack rejects a message whose blocks hold too much text in all (msg_blocks_too_long). The
 # limit is not documented; users of the API report it near 12,000 characters.
@@ -51,7 +51,7 @@ FIRST_TS_SECONDS = 1_796_000_000
 
 @dataclass(frozen=True)
 class Channel:
-    """A channel the workspace has; `is_member` says whether the bot was invited."""
+    """A channel of the workspace; `is_member` is True when the bot was invited."""
 
     id: str
     name: str
@@ -159,7 +159,7 @@ class SlackStandIn:
             self._state.channels[channel.id] = channel
 
     def rate_limit_next(self, times: int, *, retry_after_seconds: int = 0) -> None:
-        """Answer the next `times` requests with HTTP 429 and `Retry-After`."""
+        """Reply to the next `times` requests with HTTP 429 and `Retry-After`."""
         if times < 1 or retry_after_seconds < 0:
             raise ValueError("times must be >= 1 and retry_after_seconds >= 0")
         with self._lock:
@@ -167,7 +167,7 @@ class SlackStandIn:
             self._state.retry_after_seconds = retry_after_seconds
 
     def handle(self, path: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-        """Answer one request (header names in lower case); raises SlackError on failure."""
+        """Handle one request (header names in lower case); raises SlackError on failure."""
         if path.split("?", 1)[0] != POST_MESSAGE:
             raise SlackError("unknown_method", status=404)
         with self._lock:
