@@ -49,12 +49,13 @@ CRONJOBS: dict[str, dict[str, Any]] = {
     "rpa-modeler": {
         "module": "rpa.modeler", "schedule": "0 * * * *",
         "next": ["2026-12-04T09:00+09:00", "2026-12-04T10:00+09:00"],
-        "secrets": {"RPA_DB_URL", "RPA_MODELER_TOKEN", "RPA_SSO_CLIENT_SECRET"},
+        "secrets": {"RPA_DB_URL", "RPA_MODELER_TOKEN", "RPA_SSO_CLIENT_SECRET",
+                    "RPA_SLACK_TOKEN"},
     },
     "rpa-mcm": {
         "module": "rpa.mcm", "schedule": "*/30 * * * *",
         "next": ["2026-12-04T09:00+09:00", "2026-12-04T09:30+09:00"],
-        "secrets": {"RPA_DB_URL", "RPA_MCM_TOKEN"},
+        "secrets": {"RPA_DB_URL", "RPA_MCM_TOKEN", "RPA_SLACK_TOKEN"},
     },
     "rpa-endsvc": {
         "module": "rpa.endsvc", "schedule": "0 9 * * *",
@@ -65,7 +66,7 @@ CRONJOBS: dict[str, dict[str, Any]] = {
     "rpa-noti": {
         "module": "rpa.noti", "schedule": "10 9 * * *",
         "next": ["2026-12-04T09:10+09:00", "2026-12-05T09:10+09:00"],
-        "secrets": {"RPA_DB_URL", "RPA_SLACK_TOKEN"},
+        "secrets": {"RPA_DB_URL", "RPA_SLACK_TOKEN", "RPA_MODELER_TOKEN"},
     },
 }
 # Secret objects the operator creates: environment variable -> (Secret name, key).
