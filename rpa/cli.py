@@ -21,6 +21,7 @@ from rpa.inventory import InventoryFileError, validate_records
 from rpa.job import Job, RunOptions, execute
 from rpa.report import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from rpa.settings import Settings, SettingsError, load_settings, unknown_variables
+from rpa.shard import Shard, ShardError, parse_shard, shard_from_environment
 
 
 def parse_now(value: str) -> dt.datetime:
@@ -35,6 +36,14 @@ def parse_now(value: str) -> dt.datetime:
         raise argparse.ArgumentTypeError(
             f"--now {value!r} has no UTC offset: add one, e.g. {value}+09:00")
     return now
+
+
+def parse_shard_option(value: str) -> Shard:
+    """Parse --shard INDEX/COUNT; argparse turns the error into exit status 2."""
+    try:
+        return parse_shard(value)
+    except ShardError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_job_options(parser: argparse.ArgumentParser, job: Job | None = None, *,
@@ -67,6 +76,10 @@ def add_job_options(parser: argparse.ArgumentParser, job: Job | None = None, *,
                         help="apply deletions even when they exceed --max-deletes")
     parser.add_argument("--concurrency", type=int, default=None, metavar="N",
                         help="accounts applied at once (default: RPA_CONCURRENCY, 8)")
+    parser.add_argument("--shard", type=parse_shard_option, default=None,
+                        metavar="INDEX/COUNT",
+                        help="reconcile only the accounts of this shard, e.g. 0/4 (default: "
+                             "JOB_COMPLETION_INDEX of RPA_SHARD_COUNT, or all accounts)")
     extra = getattr(job, "add_options", None)
     if extra is not None:
         extra(parser)
@@ -89,6 +102,12 @@ def run_job(job: Job, args: argparse.Namespace) -> int:
     settings = _settings_or_none(overrides)
     if settings is None:
         return EXIT_USAGE
+    try:
+        shard = getattr(args, "shard", None) or shard_from_environment(os.environ,
+                                                                       settings.shard_count)
+    except ShardError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     options = RunOptions(
         now=args.now or dt.datetime.now(dt.UTC),
         dry_run=args.dry_run,
@@ -98,6 +117,7 @@ def run_job(job: Job, args: argparse.Namespace) -> int:
         output=args.output,
         lang=settings.lang,
         allow_mass_delete=args.allow_mass_delete,
+        shard=shard,
     )
     return execute(job, options, settings)
 
@@ -179,7 +199,7 @@ def sandbox_command(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rpa import noti
+    from rpa import noti, savings, transfer, trial
     from rpa.endsvc import EndsvcJob
     from rpa.mcm import McmJob
     from rpa.modeler import ModelerJob
@@ -208,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--output", choices=["text", "json"], default="text")
     validate.add_argument("--lang", choices=["ko", "en"], default=None)
     validate.set_defaults(handler=validate_inventory)
+    transfer.add_commands(inventory_commands)
+    trial.add_commands(commands)
+    savings.add_commands(commands)
 
     sandbox = commands.add_parser("sandbox", help="local stand-ins of the platform and AWS")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
