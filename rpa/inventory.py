@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,8 +235,32 @@ class RecordError:
     value: str
     reason: str
 
+    def __post_init__(self) -> None:
+        # Every part may carry text from a record, and each is printed, logged and posted.
+        for name in ("account", "field", "value", "reason"):
+            object.__setattr__(self, name, printable(getattr(self, name)))
+
     def message(self) -> str:
         return f"{self.reason} (value: {self.value})" if self.value else self.reason
+
+
+# Unicode categories that error reports show as escapes. They are controls (NUL, ESC,
+# newlines), format characters (right-to-left overrides, zero-width marks), lone surrogates
+# (which UTF-8 cannot encode), private use, unassigned code points, and line and paragraph
+# separators.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """Return `text` with the characters of HIDDEN_CATEGORIES written as escapes (\\u202e).
+
+    They would otherwise reorder or hide the output around them, or fail to encode.
+    """
+    if all(unicodedata.category(char) not in HIDDEN_CATEGORIES for char in text):
+        return text
+    return "".join(char if unicodedata.category(char) not in HIDDEN_CATEGORIES
+                   else char.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for char in text)
 
 
 @dataclass(frozen=True)
@@ -315,9 +340,11 @@ def validate_records(raw: RawRecords, *, read_errors: list[RecordError] | None =
 
 
 def _validate_account(name: str, raw: RawRecords) -> tuple[Account | None, list[RecordError]]:
-    if not ACCOUNT_NAME.match(name):
-        return None, [RecordError(name, "account", _show(name), "invalid account name: use "
-                                  "lower-case letters, digits, '_', '.' or '-'")]
+    # fullmatch, because "$" also matches before a final newline.
+    if not ACCOUNT_NAME.fullmatch(name):
+        # The name is cut like a value, since only a valid name is at most 64 characters.
+        return None, [RecordError(_show(name), "account", _show(name), "invalid account "
+                                  "name: use lower-case letters, digits, '_', '.' or '-'")]
     if name not in raw.get("password", {}):
         return None, [RecordError(name, "password", "", "record missing: every account needs "
                                   "a password record with its usage period")]

@@ -251,10 +251,16 @@ def _apply_items(job: Job, run: Run, items: list[tuple[int, Action]], stop: Stop
         else:
             outcome = _apply_one(job, run, action, stop)
         outcomes[index] = outcome
-        database.log_action(AuditEntry(
-            run_id=run.run_id, job=run.job, account=action.account, kind=action.kind.value,
-            target=action.target, status=outcome.status.value,
-            detail=_audit_detail(action, outcome), created_at=_utcnow()))
+        try:
+            database.log_action(AuditEntry(
+                run_id=run.run_id, job=run.job, account=action.account,
+                kind=action.kind.value, target=action.target, status=outcome.status.value,
+                detail=_audit_detail(action, outcome), created_at=_utcnow()))
+        except errors.ClientError:
+            # No change may go unrecorded: the other workers, and the accounts still
+            # queued, skip their remaining actions, and the run fails.
+            stop.set()
+            raise
     return outcomes
 
 

@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "RPA_"
 # Base URL of the Slack Web API; tests and the sandbox point RPA_SLACK_BASE_URL elsewhere.
 SLACK_API_URL = "https://slack.com/api/"
+# URL settings that are plain text: logs and error messages show them, so they may not carry
+# a user name or password. RPA_DB_URL, which does, is a SecretStr.
+PLAIN_URL_FIELDS = ("vault_addr", "pipeline_url", "portal_url", "sso_url", "cloudz_url",
+                    "grant_modeler_site", "grant_mcm_site", "aws_endpoint_url", "emr_log_uri",
+                    "slack_base_url")
 
 
 class SettingsError(Exception):
@@ -168,6 +174,16 @@ class Settings(BaseSettings):
         if missing:
             names = ", ".join(env_name(name) for name in missing)
             raise ValueError(f"RPA_VAULT_AUTH={self.vault_auth} needs {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_urls_without_credentials(self) -> Settings:
+        for name in PLAIN_URL_FIELDS:
+            value = getattr(self, name)
+            if value and "@" in urlsplit(value).netloc:
+                # The value is left out of the message, since it holds the password.
+                raise ValueError(f"{env_name(name)} must not contain a user name or password; "
+                                 "give credentials in their own settings")
         return self
 
 
