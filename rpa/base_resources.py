@@ -9,8 +9,9 @@ identity stay for the next user of the pooled account.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from rpa.clients.aws import (
 from rpa.clients.pipeline import StorageRegistration
 from rpa.inventory import Account, bucket_name_problem
 from rpa.job import PlanResult, Run
+from rpa.parallel import read_all
 from rpa.plan import Action, Kind, Problem
 from rpa.policies import BUCKET_POLICY_NAME, PolicyError, bucket_policy, canonical, trust_policy
 from rpa.settings import Settings
@@ -73,46 +75,105 @@ class BaseObserved:
 # Observe.
 
 def observe(run: Run, accounts: Sequence[Account]) -> BaseObserved:
-    """Read what exists: one listing per service, then per-bucket and per-role reads."""
+    """Read what exists: one listing per service, then the reads AWS offers only per resource.
+
+    Bucket settings and inline policies have no listing, so they are read one resource at a
+    time, concurrently, with at most RPA_CONCURRENCY calls in flight.
+    """
     observed = BaseObserved()
-    names = {account.name: names_for(account, run.settings) for account in accounts}
-    _guarded(observed, "s3", lambda: _observe_buckets(run, names.values(), observed))
-    _guarded(observed, "iam", lambda: _observe_identities(run, names.values(), observed))
-    _guarded(observed, "pipeline", lambda: observed.storages.update(
-        {item.account: item for item in run.env.pipeline().list_storages()}))
-    _guarded(observed, "portal", lambda: observed.members.update(
-        run.env.portal().list_members(run.settings.account_group)))
+    names = [names_for(account, run.settings) for account in accounts]
+    _read_listings(run, observed)
+    _read_each_resource(run, names, observed)
+    if "iam" not in observed.errors and any(item.identity not in observed.identities
+                                            for item in names):
+        # Only a new identity needs the trust principal, so a run that creates none skips
+        # the STS call.
+        _guarded(observed, "iam", lambda: _observe_trust_principal(run, observed))
     return observed
+
+
+def _read_listings(run: Run, observed: BaseObserved) -> None:
+    """List the buckets, identities, storages and group members, at the same time."""
+    listings: dict[str, Callable[[], object]] = {
+        "s3": lambda: observed.buckets.update(run.env.s3().list_bucket_names()),
+        "iam": lambda: observed.identities.update(run.env.iam().list_managed()),
+        "pipeline": lambda: observed.storages.update(
+            {item.account: item for item in run.env.pipeline().list_storages()}),
+        "portal": lambda: observed.members.update(
+            run.env.portal().list_members(run.settings.account_group)),
+    }
+    results = read_all(list(listings.values()), workers=run.settings.concurrency)
+    for service, result in zip(listings, results, strict=True):
+        if isinstance(result, errors.ClientError):
+            _record_error(observed, service, result)
 
 
 def _guarded(observed: BaseObserved, service: str, read: Callable[[], object]) -> None:
     try:
         read()
     except errors.ClientError as err:
-        log.error("cannot read %s: %s", service, err)
-        observed.errors[service] = str(err)
+        _record_error(observed, service, err)
 
 
-def _observe_buckets(run: Run, names: Iterable[Names], observed: BaseObserved) -> None:
+def _record_error(observed: BaseObserved, service: str, err: errors.ClientError) -> None:
+    log.error("cannot read %s: %s", service, err)
+    observed.errors.setdefault(service, str(err))
+
+
+# A per-resource read: the service it counts for, the resource, and the call.
+ResourceRead = tuple[str, str, Callable[[], object]]
+
+
+def _read_each_resource(run: Run, names: Sequence[Names], observed: BaseObserved) -> None:
+    """Read each bucket's settings (or whether another AWS account has it) and each policy.
+
+    A failed read fails its whole service, as a failed listing does, so the plan never acts
+    on a partial view of it.
+    """
+    reads = _bucket_reads(run, names, observed) + _policy_reads(run, names, observed)
+    results = read_all([read for _, _, read in reads], workers=run.settings.concurrency)
+    for (service, resource, _), result in zip(reads, results, strict=True):
+        if isinstance(result, errors.ClientError):
+            _record_error(observed, service, result)
+        elif service == "s3" and isinstance(result, BucketConfig):
+            observed.bucket_configs[resource] = result
+        elif service == "s3" and result is True:
+            observed.taken_elsewhere.add(resource)
+        elif service == "iam":
+            observed.policies[resource] = result if isinstance(result, dict) else None
+    if "s3" in observed.errors:
+        observed.bucket_configs.clear()
+        observed.taken_elsewhere.clear()
+    if "iam" in observed.errors:
+        observed.policies.clear()
+
+
+def _bucket_reads(run: Run, names: Sequence[Names], observed: BaseObserved
+                  ) -> list[ResourceRead]:
+    if "s3" in observed.errors:
+        return []
     s3 = run.env.s3()
-    observed.buckets = s3.list_bucket_names()
-    for item in names:
-        if bucket_name_problem(item.bucket):
-            continue
-        if item.bucket in observed.buckets:
-            observed.bucket_configs[item.bucket] = s3.read_config(item.bucket)
-        elif s3.is_taken_elsewhere(item.bucket):
-            observed.taken_elsewhere.add(item.bucket)
+    reads: list[ResourceRead] = []
+    for bucket in sorted({item.bucket for item in names if not bucket_name_problem(item.bucket)}):
+        if bucket in observed.buckets:
+            reads.append(("s3", bucket, functools.partial(s3.read_config, bucket)))
+        else:
+            reads.append(("s3", bucket, functools.partial(s3.is_taken_elsewhere, bucket)))
+    return reads
 
 
-def _observe_identities(run: Run, names: Iterable[Names], observed: BaseObserved) -> None:
+def _policy_reads(run: Run, names: Sequence[Names], observed: BaseObserved
+                  ) -> list[ResourceRead]:
+    if "iam" in observed.errors:
+        return []
     iam = run.env.iam()
-    observed.identities = iam.list_managed()
-    for item in names:
-        if item.identity in observed.identities:
-            observed.policies[item.identity] = iam.read_policy(item.identity,
-                                                               BUCKET_POLICY_NAME)
-    observed.trust_principal = run.settings.iam_trust_principal or iam.account_root()
+    existing = sorted({item.identity for item in names} & set(observed.identities))
+    return [("iam", identity, functools.partial(iam.read_policy, identity, BUCKET_POLICY_NAME))
+            for identity in existing]
+
+
+def _observe_trust_principal(run: Run, observed: BaseObserved) -> None:
+    observed.trust_principal = run.settings.iam_trust_principal or run.env.iam().account_root()
 
 
 # Plan: pure.

@@ -126,7 +126,8 @@ class Environment:
                     timeout_seconds=self.settings.http_timeout_seconds,
                     retries=self.settings.http_retries,
                     backoff_seconds=self.settings.http_backoff_seconds,
-                    verify=self.settings.cloudz_verify))
+                    verify=self.settings.cloudz_verify,
+                    max_in_flight=self.settings.site_concurrency))
             return self._cloudz
 
     def record_store(self) -> RecordStore:
@@ -152,7 +153,8 @@ class Environment:
                        timeout_seconds=self.settings.http_timeout_seconds,
                        retries=self.settings.http_retries,
                        backoff_seconds=self.settings.http_backoff_seconds,
-                       verify=self.settings.platform_verify)
+                       verify=self.settings.platform_verify,
+                       max_in_flight=self.settings.site_concurrency)
 
     def _required_url(self, name: str) -> str:
         url = getattr(self.settings, name)
@@ -173,7 +175,8 @@ class Environment:
                     timeout_seconds=self.settings.http_timeout_seconds,
                     retries=self.settings.http_retries,
                     backoff_seconds=self.settings.http_backoff_seconds,
-                    verify=self.settings.mcm_verify))
+                    verify=self.settings.mcm_verify,
+                    max_in_flight=self.settings.site_concurrency))
             return self._mcm[site]
 
     def emr(self) -> aws.Emr:
@@ -196,7 +199,8 @@ class Environment:
                        timeout_seconds=self.settings.http_timeout_seconds,
                        retries=self.settings.http_retries,
                        backoff_seconds=self.settings.http_backoff_seconds,
-                       verify=self.settings.modeler_verify)
+                       verify=self.settings.modeler_verify,
+                       max_in_flight=self.settings.site_concurrency)
 
     def prepare_sandbox(self, inventory: Inventory) -> None:
         """Create in moto the worker-node groups that EKS makes before this tool runs."""

@@ -187,6 +187,7 @@ def plan_changes(accounts: Iterable[Account], observed: Observed, *, now: dt.dat
                  limits: Limits) -> PlanResult:
     """Return the actions and problems for the accounts in their usage period."""
     result = PlanResult()
+    index = index_clusters(observed)
     for account in sorted(accounts, key=lambda item: item.name):
         record = _mcm(account)
         site_error = observed.site_errors.get(record.site)
@@ -195,7 +196,7 @@ def plan_changes(accounts: Iterable[Account], observed: Observed, *, now: dt.dat
         if observed.emr_error is not None:
             result.problems.append(Problem(account.name, "mcm.clusters", observed.emr_error))
         else:
-            _plan_clusters(account, observed, now, limits, result)
+            _plan_clusters(account, observed, index, now, limits, result)
         if site_error is None:
             _plan_mcm_schedule(account, observed.schedules[record.site].get(account.name),
                                result)
@@ -203,14 +204,42 @@ def plan_changes(accounts: Iterable[Account], observed: Observed, *, now: dt.dat
     return result
 
 
-def _plan_clusters(account: Account, observed: Observed, now: dt.datetime, limits: Limits,
-                   result: PlanResult) -> None:
-    record = _mcm(account)
-    mine: dict[str, list[ClusterState]] = {}
+@dataclass(frozen=True)
+class ClusterIndex:
+    """The active clusters and MCM registrations of each account, sorted out once per plan.
+
+    Looking them up per account in the whole listings would make the plan quadratic in the
+    number of accounts.
+    """
+
+    # Account, then cluster name of the record, then its active clusters in listing order.
+    active: dict[str, dict[str, list[ClusterState]]]
+    active_ids: frozenset[str]
+    # (site, account): the registrations named and assigned for the account, by cluster id.
+    registered: dict[tuple[str, str], list[McmCluster]]
+
+
+def index_clusters(observed: Observed) -> ClusterIndex:
+    active: dict[str, dict[str, list[ClusterState]]] = {}
     for cluster in observed.active:
         parsed = parse_cluster_name(cluster.name)
-        if parsed is not None and parsed[0] == account.name:
-            mine.setdefault(parsed[1], []).append(cluster)
+        if parsed is not None:
+            active.setdefault(parsed[0], {}).setdefault(parsed[1], []).append(cluster)
+    registered: dict[tuple[str, str], list[McmCluster]] = {}
+    for site, clusters in observed.registered.items():
+        for found in sorted(clusters.values(), key=lambda c: c.cluster_id):
+            parsed = parse_cluster_name(found.name)
+            if parsed is not None and found.account == parsed[0]:
+                registered.setdefault((site, parsed[0]), []).append(found)
+    return ClusterIndex(active, frozenset(cluster.id for cluster in observed.active),
+                        registered)
+
+
+def _plan_clusters(account: Account, observed: Observed, clusters_of: ClusterIndex,
+                   now: dt.datetime, limits: Limits, result: PlanResult) -> None:
+    record = _mcm(account)
+    mine = {name: list(clusters)
+            for name, clusters in clusters_of.active.get(account.name, {}).items()}
     for index, spec in enumerate(record.clusters):
         _plan_spec(account, index, spec, mine.pop(spec.name, []), observed, now, limits,
                    result)
@@ -218,10 +247,9 @@ def _plan_clusters(account: Account, observed: Observed, now: dt.datetime, limit
         for cluster in clusters:
             result.actions.append(_terminate(account, Kind.CLUSTER_TERMINATE, spec_name,
                                              cluster, "not in the record"))
-    registered = observed.registered.get(record.site)
-    if registered is not None:
-        active_ids = {cluster.id for cluster in observed.active}
-        _plan_unassign_ended(account, registered, active_ids, result)
+    if record.site in observed.registered:
+        _plan_unassign_ended(account, clusters_of.registered.get((record.site, account.name), []),
+                             clusters_of.active_ids, result)
 
 
 def _plan_spec(account: Account, index: int, spec: ClusterSpec,
@@ -341,14 +369,16 @@ def _plan_registration(account: Account, spec_name: str, cluster: ClusterState,
                                      f"{before} -> {account.name}", params))
 
 
-def _plan_unassign_ended(account: Account, registered: dict[str, McmCluster],
-                         active_ids: set[str], result: PlanResult) -> None:
-    """Unassign the account's clusters in MCM whose EMR cluster is no longer active."""
+def _plan_unassign_ended(account: Account, registered: Sequence[McmCluster],
+                         active_ids: frozenset[str], result: PlanResult) -> None:
+    """Unassign the account's clusters in MCM whose EMR cluster is no longer active.
+
+    `registered` lists the account's own registrations, by cluster id.
+    """
     site = _mcm(account).site
-    for found in sorted(registered.values(), key=lambda c: c.cluster_id):
+    for found in registered:
         parsed = parse_cluster_name(found.name)
-        if (found.account == account.name and parsed is not None
-                and parsed[0] == account.name and found.cluster_id not in active_ids):
+        if parsed is not None and found.cluster_id not in active_ids:
             result.actions.append(Action(
                 account.name, Kind.CLUSTER_UNASSIGN, f"{parsed[1]}/{found.cluster_id}",
                 "cluster no longer active", {"site": site, "cluster_id": found.cluster_id}))

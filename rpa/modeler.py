@@ -14,9 +14,12 @@ Run as `python -m rpa.modeler` or `rpa modeler`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal, cast
 
 from rpa import base_resources
 from rpa.clients import errors
@@ -25,6 +28,7 @@ from rpa.clients.db import ScheduleRow
 from rpa.clients.modeler import ItemKind, RemoteItem, RemoteProject
 from rpa.inventory import Account, GroupSize, Inventory, ModelerRecord, today_in_service_zone
 from rpa.job import PlanResult, Run
+from rpa.parallel import read_all
 from rpa.plan import Action, Kind, Problem
 from rpa.schedule import Schedule
 from rpa.schedule_rows import schedule_row_for
@@ -44,6 +48,32 @@ class SiteState:
 
     projects: list[RemoteProject]
     running: dict[ItemKind, list[RemoteItem]] = field(default_factory=dict)
+
+    # Indexes made once per site, so that planning each account does not scan every project
+    # and item of the site, which would grow with the square of the number of accounts.
+
+    @functools.cached_property
+    def by_name(self) -> dict[str, RemoteProject]:
+        return {project.name: project for project in self.projects}
+
+    @functools.cached_property
+    def by_owner(self) -> dict[str, list[RemoteProject]]:
+        owned: dict[str, list[RemoteProject]] = {}
+        for project in self.projects:
+            owned.setdefault(project.owner, []).append(project)
+        return owned
+
+    @functools.cached_property
+    def running_by_owner(self) -> dict[tuple[ItemKind, str], list[RemoteItem]]:
+        """Return the running items of each kind and project owner, in listing order."""
+        owners = {project.id: project.owner for project in self.projects}
+        items: dict[tuple[ItemKind, str], list[RemoteItem]] = {}
+        for kind, listed in self.running.items():
+            for item in listed:
+                owner = owners.get(item.project_id)
+                if owner is not None:
+                    items.setdefault((kind, owner), []).append(item)
+        return items
 
 
 @dataclass
@@ -65,12 +95,11 @@ class ModelerJob:
         today = today_in_service_zone(run.now)
         accounts = [account for account in inventory.accounts.values()
                     if account.modeler is not None and account.is_in_period(today)]
-        observed = observe(run, accounts)
+        observed, base_observed = observe_all(run, accounts)
         result = plan_changes(accounts, observed, now=run.now,
                               scheduled_action_count=run.settings.scheduled_action_count)
-        if run.settings.base_resources:
-            base = base_resources.plan_base(accounts, base_resources.observe(run, accounts),
-                                            run.settings)
+        if base_observed is not None:
+            base = base_resources.plan_base(accounts, base_observed, run.settings)
             # Stable sort: each account's actions stay together, in the order planned.
             result.actions = sorted(result.actions + base.actions, key=lambda a: a.account)
             result.problems += base.problems
@@ -85,31 +114,83 @@ class ModelerJob:
 
 # Observe: one listing per resource type and site, never one call per account.
 
+def observe_all(run: Run, accounts: Sequence[Account]
+                ) -> tuple[Observed, base_resources.BaseObserved | None]:
+    """Observe the Modeler sites and groups and, when they are kept, the base resources.
+
+    The two read different services, so above RPA_CONCURRENCY 1 they are read at the same
+    time, and the listings of the first overlap the per-resource reads of the second.
+    """
+    if not run.settings.base_resources:
+        return observe(run, accounts), None
+    if run.settings.concurrency == 1:
+        return observe(run, accounts), base_resources.observe(run, accounts)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpa-observe") as pool:
+        base = pool.submit(base_resources.observe, run, accounts)
+        observed = observe(run, accounts)
+        return observed, base.result()
+
+
 def observe(run: Run, accounts: Sequence[Account]) -> Observed:
+    """Read every Modeler site, the worker-node groups and the schedule rows.
+
+    Each is a listing, one call per page whatever the number of accounts. They do not depend
+    on each other, so up to RPA_CONCURRENCY of them are read at the same time.
+    """
     observed = Observed()
     by_site: dict[str, list[Account]] = {}
     for account in accounts:
-        assert account.modeler is not None
-        by_site.setdefault(account.modeler.site, []).append(account)
-    for site, members in sorted(by_site.items()):
-        try:
-            observed.sites[site] = _observe_site(run, site, members)
-        except errors.ClientError as err:
-            log.error("cannot read Modeler site %s: %s", site, err)
-            observed.site_errors[site] = str(err)
-    _observe_groups(run, accounts, observed)
-    observed.schedule_rows = run.env.database().read_schedule_rows(JOB)
+        by_site.setdefault(_modeler(account).site, []).append(account)
+    listings = [(site, kind) for site, members in sorted(by_site.items())
+                for kind in _site_listings(run, members)]
+    reads: list[Callable[[], object]] = [functools.partial(_list_site, run, site, kind)
+                                         for site, kind in listings]
+    reads += [functools.partial(_observe_groups, run, accounts, observed),
+              functools.partial(_observe_schedule_rows, run, observed)]
+    results = read_all(reads, workers=run.settings.concurrency)
+    _collect_sites(listings, results[:len(listings)], observed)
     return observed
 
 
-def _observe_site(run: Run, site: str, members: Sequence[Account]) -> SiteState:
-    client = run.env.modeler(site)
-    state = SiteState(client.list_projects())
+# A listing of a site: its projects, or its running items of one kind.
+SiteListing = Literal["projects"] | ItemKind
+
+
+def _site_listings(run: Run, members: Sequence[Account]) -> list[SiteListing]:
     # Running items are needed only when an account of this site is outside core time.
     if any(not _modeler(account).schedule.is_active(run.now) for account in members):
-        for kind in ITEM_KINDS:
-            state.running[kind] = client.list_items(kind, status="RUNNING")
-    return state
+        return ["projects", *ITEM_KINDS]
+    return ["projects"]
+
+
+def _list_site(run: Run, site: str, listing: SiteListing) -> object:
+    client = run.env.modeler(site)
+    if listing == "projects":
+        return client.list_projects()
+    return client.list_items(listing, status="RUNNING")
+
+
+def _collect_sites(listings: Sequence[tuple[str, SiteListing]], results: Sequence[object],
+                   observed: Observed) -> None:
+    """Build each site's state from its listings; a site with a failed listing is an error."""
+    projects: dict[str, list[RemoteProject]] = {}
+    running: dict[str, dict[ItemKind, list[RemoteItem]]] = {}
+    for (site, listing), result in zip(listings, results, strict=True):
+        if isinstance(result, errors.ClientError):
+            if site not in observed.site_errors:
+                log.error("cannot read Modeler site %s: %s", site, result)
+                observed.site_errors[site] = str(result)
+        elif listing == "projects":
+            projects[site] = cast(list[RemoteProject], result)
+        else:
+            running.setdefault(site, {})[listing] = cast(list[RemoteItem], result)
+    for site, listed in projects.items():
+        if site not in observed.site_errors:
+            observed.sites[site] = SiteState(listed, running.get(site, {}))
+
+
+def _observe_schedule_rows(run: Run, observed: Observed) -> None:
+    observed.schedule_rows = run.env.database().read_schedule_rows(JOB)
 
 
 def _observe_groups(run: Run, accounts: Sequence[Account], observed: Observed) -> None:
@@ -151,10 +232,9 @@ def plan_changes(accounts: Iterable[Account], observed: Observed, *, now: dt.dat
 
 def _plan_projects(account: Account, site: SiteState, result: PlanResult) -> None:
     modeler = _modeler(account)
-    by_name = {project.name: project for project in site.projects}
     wanted = {project.name for project in modeler.projects}
     for index, project in enumerate(modeler.projects):
-        found = by_name.get(project.name)
+        found = site.by_name.get(project.name)
         params = {"site": modeler.site, "name": project.name, "resources": project.resources()}
         if found is None:
             result.actions.append(Action(account.name, Kind.PROJECT_CREATE, project.name,
@@ -169,8 +249,8 @@ def _plan_projects(account: Account, site: SiteState, result: PlanResult) -> Non
                 account.name, Kind.PROJECT_UPDATE, project.name,
                 f"{_resources_text(found.resources)} -> {_resources_text(project.resources())}",
                 {**params, "project_id": found.id}))
-    for found in site.projects:
-        if found.owner == account.name and found.name not in wanted:
+    for found in site.by_owner.get(account.name, []):
+        if found.name not in wanted:
             result.actions.append(Action(account.name, Kind.PROJECT_DELETE, found.name,
                                          "not in the record",
                                          {"site": modeler.site, "project_id": found.id}))
@@ -178,12 +258,12 @@ def _plan_projects(account: Account, site: SiteState, result: PlanResult) -> Non
 
 def _plan_stops(account: Account, site: SiteState, result: PlanResult) -> None:
     modeler = _modeler(account)
-    projects = {p.id: p.name for p in site.projects if p.owner == account.name}
+    projects = {p.id: p.name for p in site.by_owner.get(account.name, [])}
     stops: tuple[tuple[ItemKind, Kind], ...] = (("workspaces", Kind.WORKSPACE_STOP),
                                                  ("deployments", Kind.DEPLOYMENT_STOP))
     for kind, action_kind in stops:
-        for item in site.running.get(kind, []):
-            if item.project_id in projects and item.status == "RUNNING":
+        for item in site.running_by_owner.get((kind, account.name), []):
+            if item.status == "RUNNING":
                 result.actions.append(Action(
                     account.name, action_kind, f"{projects[item.project_id]}/{item.name}",
                     "outside core time",

@@ -45,6 +45,10 @@ ERROR_CODES: dict[str, type[errors.ClientError]] = {
 }
 # DescribeAutoScalingGroups takes at most this many names in one call.
 GROUP_NAMES_PER_CALL = 100
+# The largest pages the listings allow (MaxRecords of the Auto Scaling describes, MaxItems of
+# IAM's ListRoles and ListUsers), so a run makes as few listing calls as it can.
+AUTOSCALING_PAGE_SIZE = 100
+IAM_PAGE_SIZE = 1000
 # Prefix of the scheduled actions this tool owns; others on the same group are never touched.
 SCHEDULED_ACTION_PREFIX = "rpa-"
 
@@ -130,7 +134,9 @@ class AutoScaling:
     def _describe_batch(self, names: list[str]) -> list[GroupState]:
         paginator = self._client.get_paginator("describe_auto_scaling_groups")
         pages = call(self.service, "DescribeAutoScalingGroups", f"{len(names)} groups",
-                     lambda: list(paginator.paginate(AutoScalingGroupNames=names)))
+                     lambda: list(paginator.paginate(
+                         AutoScalingGroupNames=names,
+                         PaginationConfig={"PageSize": AUTOSCALING_PAGE_SIZE})))
         return [_group_state(group) for page in pages for group in page["AutoScalingGroups"]]
 
     def describe_scheduled_actions(self, groups: Iterable[str]) -> dict[str, list[ScheduledAction]]:
@@ -142,7 +148,8 @@ class AutoScaling:
         found: dict[str, list[ScheduledAction]] = {name: [] for name in wanted}
         paginator = self._client.get_paginator("describe_scheduled_actions")
         pages = call(self.service, "DescribeScheduledActions", "all groups",
-                     lambda: list(paginator.paginate()))
+                     lambda: list(paginator.paginate(
+                         PaginationConfig={"PageSize": AUTOSCALING_PAGE_SIZE})))
         for page in pages:
             for item in page["ScheduledUpdateGroupActions"]:
                 group = item["AutoScalingGroupName"]
@@ -395,7 +402,8 @@ class Iam:
         paginator = self._client.get_paginator("list_roles" if self.kind == "role"
                                                else "list_users")
         pages = call(self.service, operation, IAM_PATH,
-                     lambda: list(paginator.paginate(PathPrefix=IAM_PATH)))
+                     lambda: list(paginator.paginate(
+                         PathPrefix=IAM_PATH, PaginationConfig={"PageSize": IAM_PAGE_SIZE})))
         name_key = "RoleName" if self.kind == "role" else "UserName"
         return {item[name_key]: Identity(item[name_key], item["Arn"])
                 for page in pages for item in page[key]}

@@ -2,16 +2,20 @@
 
 One `JsonApi` per base URL keeps two `requests.Session`s: one retries with urllib3's `Retry`
 and serves idempotent calls, the other never retries and serves creates, so a lost reply
-never makes a resource twice.
+never makes a resource twice. A `JsonApi` may also cap the calls in flight to its base URL
+(`max_in_flight`), so that the workers of a run never send one site more than that at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -29,6 +33,9 @@ STATUS_ERRORS: Mapping[int, type[errors.ClientError]] = {
     429: errors.Throttled,
 }
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# The largest page the platform contract allows, so a listing takes as few calls as it can.
+MAX_PER_PAGE = 500
 
 # An error body is kept in messages only as its `error.message` field, cut to this length,
 # because bodies of unknown shape may echo request data.
@@ -93,8 +100,14 @@ class JsonApi:
         retries: int,
         backoff_seconds: float,
         verify: bool = True,
+        max_in_flight: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Held for the whole call, retries and their backoff included, so a site that responds
+        # slowly or with errors gets no more calls at once than the limit.
+        self._in_flight: contextlib.AbstractContextManager[Any] = (
+            threading.BoundedSemaphore(max_in_flight) if max_in_flight
+            else contextlib.nullcontext())
         self.service = service
         self._timeout_seconds = timeout_seconds
         # Without a token no Authorization header is sent (CloudZ sessions carry their own).
@@ -157,24 +170,26 @@ class JsonApi:
             sent["Authorization"] = f"Bearer {token}"
         sent.update(headers or {})
         try:
-            return session.request(
-                method,
-                f"{self.base_url}{path}",
-                params=params,
-                json=body,
-                headers=sent,
-                timeout=self._timeout_seconds,
-            )
-        except requests.Timeout as err:
-            raise errors.Unavailable(f"{where} timed out", service=self.service) from err
+            with self._in_flight:
+                return session.request(
+                    method,
+                    f"{self.base_url}{path}",
+                    params=params,
+                    json=body,
+                    headers=sent,
+                    timeout=self._timeout_seconds,
+                )
         except requests.RequestException as err:
+            if _is_timeout(err):
+                raise errors.Unavailable(f"{where} timed out{_unknown_outcome(err, idempotent)}",
+                                         service=self.service) from err
             # RetryError and ConnectionError land here once the retries are spent.
             raise errors.Unavailable(
                 f"{where} failed: {type(err).__name__}", service=self.service
             ) from err
 
     def list_all(self, path: str, *, params: Mapping[str, Any] | None = None,
-                 per_page: int = 100) -> Iterator[dict[str, Any]]:
+                 per_page: int = MAX_PER_PAGE) -> Iterator[dict[str, Any]]:
         """Yield every item of a paged listing, one call per page."""
         page = 1
         while True:
@@ -195,6 +210,21 @@ class JsonApi:
         reason = _error_message(reply, token=self._tokens.token())
         message = f"{where} failed with HTTP {status}" + (f": {reason}" if reason else "")
         return cls(message, service=self.service, status=status)
+
+
+def _is_timeout(err: requests.RequestException) -> bool:
+    """True for a timeout, also when urllib3 wrapped it in a ConnectionError after retries."""
+    if isinstance(err, requests.Timeout):
+        return True
+    reason = getattr(err.args[0], "reason", None) if err.args else None
+    return isinstance(reason, urllib3.exceptions.TimeoutError)
+
+
+def _unknown_outcome(err: requests.RequestException, idempotent: bool) -> str:
+    if idempotent or isinstance(err, requests.ConnectTimeout):
+        return ""
+    # The server may have carried out a request whose reply never came.
+    return " (the request may still have been carried out; the next run plans from what exists)"
 
 
 def _page_items(reply: Any, *, where: str, service: str) -> tuple[list[dict[str, Any]], int]:

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import boto3
@@ -29,6 +30,10 @@ from pydantic import SecretStr
 
 from rpa.sandbox.platform import PlatformStandIn
 from rpa.settings import Settings
+
+if TYPE_CHECKING:
+    # Imported where the server starts, because it needs moto, the sandbox extra.
+    from rpa.sandbox.moto_server import MotoServer
 
 log = logging.getLogger(__name__)
 
@@ -105,27 +110,31 @@ def site_key(site: str) -> str:
 
 @dataclass(frozen=True)
 class Servers:
-    """The stand-ins running in this process: their endpoints and the platform server."""
+    """The stand-ins running in this process: their endpoints, the platform and AWS servers."""
 
     endpoints: SandboxEndpoints
     platform: PlatformStandIn
+    aws: MotoServer
 
 
 @contextmanager
-def start_servers(folder: Path, *, latency_seconds: float = 0.0) -> Iterator[Servers]:
-    """Start the stand-ins in this process; they stop when the block ends."""
-    from moto.server import ThreadedMotoServer
+def start_servers(folder: Path, *, latency_seconds: float = 0.0,
+                  aws_latency_seconds: float = 0.0) -> Iterator[Servers]:
+    """Start the stand-ins in this process; they stop when the block ends.
+
+    `latency_seconds` delays each platform reply and `aws_latency_seconds` each AWS reply.
+    """
+    from rpa.sandbox.moto_server import MotoServer
 
     platform = PlatformStandIn(token=TOKEN, latency_seconds=latency_seconds)
     platform_url = platform.start()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
+    moto = MotoServer(latency_seconds=aws_latency_seconds)
+    aws_url = moto.start()
     try:
-        endpoints = SandboxEndpoints(platform_url, f"http://{host}:{port}",
+        endpoints = SandboxEndpoints(platform_url, aws_url,
                                      f"sqlite:///{folder / 'sandbox.db'}", os.getpid(),
                                      str(folder))
-        yield Servers(endpoints, platform)
+        yield Servers(endpoints, platform, moto)
     finally:
         platform.stop()
         moto.stop()

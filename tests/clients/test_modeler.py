@@ -58,7 +58,7 @@ def test_create_project_returns_the_remote_project(modeler: ModelerClient,
 def test_list_projects_reads_every_page_of_the_site(modeler: ModelerClient,
                                                     stand_in: PlatformStandIn) -> None:
     created = [modeler.create_project(name=f"p{index:03d}", owner="trial_user07",
-                                      resources=RESOURCES) for index in range(105)]
+                                      resources=RESOURCES) for index in range(505)]
     other = make_client(stand_in, OTHER_SITE)
     other.create_project(name="elsewhere", owner="trial_user08", resources=RESOURCES)
     stand_in.reset_calls()
@@ -66,7 +66,7 @@ def test_list_projects_reads_every_page_of_the_site(modeler: ModelerClient,
     listed = modeler.list_projects()
 
     assert listed == created
-    # 105 projects at the default 100 per page.
+    # 505 projects at the default of 500 per page, the largest the contract allows.
     assert stand_in.calls[("modeler", "GET", "/api/v1/projects")] == 2
     other.api.close()
 
