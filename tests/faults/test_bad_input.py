@@ -59,6 +59,9 @@ not_an_instant = st.one_of(
     odd_text.map(lambda text: "x" + text))
 not_a_clock = st.one_of(st.sampled_from(["25:00", "9:00", "09:60", "24:01", "ab:cd", "", "0900"]),
                         odd_text.map(lambda text: "x" + text), not_text)
+# Free text that can never be a valid value of a keyword field (a day, zone, purpose, market,
+# release label or URL), because none of those starts with "x!".
+not_a_keyword = odd_text.map(lambda text: "x!" + text)
 not_a_count = st.one_of(st.integers(max_value=0), st.integers(min_value=257),
                         st.sampled_from(["four", "4.5", "", "1e3"]), st.just(4.5),
                         st.lists(st.integers(), max_size=2), st.none())
@@ -93,22 +96,22 @@ BREAKAGES = st.one_of(
     breakage("password", "start_date", values=not_a_date),
     breakage("password", "end_date", values=not_a_date),
     breakage("password", "released_at", values=not_an_instant),
-    breakage("password", "purpose", values=odd_text),
+    breakage("password", "purpose", values=not_a_keyword),
     breakage("password", "note", values=long_text),
     st.sampled_from(["username", "password"]).map(
         lambda name: Breakage("password", (name,), None, remove=True)),
     odd_text.map(lambda name: Breakage("password", ("x-" + name,), "unexpected")),
-    breakage("modeler", "site", values=st.one_of(odd_text, not_text)),
+    breakage("modeler", "site", values=st.one_of(not_a_keyword, not_text)),
     breakage("modeler", "schedule", "start", values=not_a_clock),
-    breakage("modeler", "schedule", "days", values=st.one_of(odd_text, st.just([]))),
-    breakage("modeler", "schedule", "timezone", values=odd_text),
+    breakage("modeler", "schedule", "days", values=st.one_of(not_a_keyword, st.just([]))),
+    breakage("modeler", "schedule", "timezone", values=not_a_keyword),
     breakage("modeler", "projects", 0, "cpu", values=not_a_count),
-    breakage("modeler", "projects", 0, "name", values=st.one_of(odd_text, long_text)),
+    breakage("modeler", "projects", 0, "name", values=st.one_of(not_a_keyword, long_text)),
     breakage("modeler", "autoscaling_group", "core_desired",
              values=st.one_of(st.integers(min_value=5), st.integers(max_value=-1))),
     breakage("mcm", "clusters", 0, "core_count", values=not_a_count),
-    breakage("mcm", "clusters", 0, "release_label", values=odd_text),
-    breakage("mcm", "clusters", 0, "market", values=odd_text),
+    breakage("mcm", "clusters", 0, "release_label", values=not_a_keyword),
+    breakage("mcm", "clusters", 0, "market", values=not_a_keyword),
     breakage("mcm", "schedule", "end", values=not_a_clock),
     st.sampled_from(["password", "modeler", "mcm"]).flatmap(
         lambda folder: not_text.filter(lambda v: not isinstance(v, dict)).map(
