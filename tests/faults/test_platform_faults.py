@@ -29,7 +29,7 @@ def project_names(sandbox: Servers) -> list[str]:
     # the API fails inside
     (500, None, 0.0, "modeler POST /api/v1/projects failed with HTTP 500"),
     # the reply never comes within RPA_HTTP_TIMEOUT_SECONDS
-    (503, None, 2.0, "modeler POST /api/v1/projects timed out"),
+    (503, None, 4.0, "modeler POST /api/v1/projects timed out"),
     # success with a body that is not JSON
     (201, '{"id": "prj-1", "name": ', 0.0,
      "modeler POST /api/v1/projects returned a body that is not JSON"),
@@ -40,7 +40,10 @@ def test_create_fault_fails_one_account(sandbox: Servers, run_job: JobRunner,
                                         small_inventory: Path,
                                         monkeypatch: pytest.MonkeyPatch, status: int,
                                         body: str | None, delay: float, message: str) -> None:
-    monkeypatch.setenv("RPA_HTTP_TIMEOUT_SECONDS", "0.5")
+    if delay:
+        # Short enough to give up on the delayed reply, long enough for every other call on
+        # a loaded machine.
+        monkeypatch.setenv("RPA_HTTP_TIMEOUT_SECONDS", "1.5")
     sandbox.platform.fail_next(method="POST", path_contains=f"{SITE_A}/api/v1/projects",
                                status=status, body=body, delay_seconds=delay)
 
@@ -66,7 +69,7 @@ def test_create_fault_fails_one_account(sandbox: Servers, run_job: JobRunner,
     # a listing fails once with 500: two sites listed, one of them twice
     ("GET", LIST, f"{SITE_A}/api/v1/projects", 500, 0.0, 3),
     # the reply to a listing comes too late once
-    ("GET", LIST, f"{SITE_A}/api/v1/projects", 200, 2.0, 3),
+    ("GET", LIST, f"{SITE_A}/api/v1/projects", 200, 4.0, 3),
     # a resource update (PATCH, idempotent) fails with 503 once, then is sent again
     ("PATCH", UPDATE, f"{SITE_A}/api/v1/projects/", 503, 0.0, 2),
 ])
@@ -74,7 +77,10 @@ def test_idempotent_call_retried(sandbox: Servers, run_job: JobRunner, small_inv
                                  monkeypatch: pytest.MonkeyPatch, method: str,
                                  route: tuple[str, str, str], path: str, status: int,
                                  delay: float, calls: int) -> None:
-    monkeypatch.setenv("RPA_HTTP_TIMEOUT_SECONDS", "0.5")
+    if delay:
+        # Short enough to give up on the delayed reply, long enough for every other call on
+        # a loaded machine.
+        monkeypatch.setenv("RPA_HTTP_TIMEOUT_SECONDS", "1.5")
     monkeypatch.setenv("RPA_HTTP_BACKOFF_SECONDS", "0")
     first = run_job("modeler", "--inventory", str(small_inventory))
     shrink_first_project(small_inventory, "trial_user02")
