@@ -58,6 +58,7 @@ class AccountsApi:
 
     def routes(self) -> list[Route]:
         return [
+            *self._pipeline_routes(),
             Route("pipeline", "GET", "/api/v1/storages", self._list_storages),
             Route("pipeline", "POST", "/api/v1/storages", self._create_storage),
             Route("pipeline", "PUT", "/api/v1/storages/{storage_id}", self._update_storage),
@@ -70,7 +71,7 @@ class AccountsApi:
             Route("cloudz", "POST", "/api/v1/sessions", self._create_session, public=True),
             Route("cloudz", "POST", "/api/v1/users/{username}/password", self._change_password,
                   public=True),
-        ] + self._pipeline_routes()
+        ]
 
     def _pipeline_routes(self) -> list[Route]:
         routes = []
