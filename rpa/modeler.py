@@ -44,7 +44,7 @@ ITEM_KINDS: tuple[ItemKind, ...] = ("workspaces", "deployments")
 
 @dataclass(frozen=True)
 class SiteState:
-    """What one Modeler site holds: all projects and the running workspaces and deployments."""
+    """Contents of one Modeler site: all projects and the running workspaces and deployments."""
 
     projects: list[RemoteProject]
     running: dict[ItemKind, list[RemoteItem]] = field(default_factory=dict)
@@ -295,14 +295,14 @@ def _plan_group(account: Account, group: GroupSize, observed: Observed, now: dt.
 
 def next_switches(schedule: Schedule, now: dt.datetime, count: int
                   ) -> list[tuple[dt.datetime, bool]]:
-    """The next `count` switches strictly after `now`, within the horizon."""
+    """Return the next `count` switches strictly after `now`, within the horizon."""
     later = schedule.transitions(now, now + SCHEDULE_HORIZON)
     return [(at, state) for at, state in later if at > now][:count]
 
 
 def scheduled_actions_for(account: str, group: GroupSize, schedule: Schedule,
                           now: dt.datetime, count: int) -> list[ScheduledAction]:
-    """The scheduled actions wanted on the group, named `rpa-<account>-<on|off>-<UTC time>`.
+    """Return the scheduled actions the group needs, named `rpa-<account>-<on|off>-<UTC time>`.
 
     AWS keys scheduled actions per group, but moto keys them by name alone, so the account
     in the name keeps the sandbox from mixing groups.

@@ -9,8 +9,8 @@ Vault at every step:
 3. promote it: `password` = new, `pending_password` removed, `rotated_at` set.
 
 A crash after step 1 leaves the old password valid and stored; after step 2 the new one is
-valid and stored as pending. A rerun that finds a pending password asks CloudZ which of the
-two it accepts and finishes from there.
+valid and stored as pending. A rerun that finds a pending password checks which of the two
+CloudZ accepts and finishes from there.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class RotationError(Exception):
-    """The password could not be rotated safely; the message says what an operator must do."""
+    """The password could not be rotated safely; the message tells an operator what to do."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ class PasswordPolicy:
 
 
 def generate_password(policy: PasswordPolicy) -> str:
-    """A random password with at least one upper-case letter, lower-case letter, digit and
-    special character, drawn with `secrets`."""
+    """Draw a random password with `secrets` that has at least one upper-case letter,
+    lower-case letter, digit and special character."""
     classes = [string.ascii_uppercase, string.ascii_lowercase, string.digits, policy.specials]
     alphabet = "".join(classes)
     while True:
@@ -57,7 +57,7 @@ def generate_password(policy: PasswordPolicy) -> str:
 
 @dataclass(frozen=True)
 class Rotation:
-    """What a rotation did: `resumed` when it finished the work of an interrupted run."""
+    """Result of a rotation: `resumed` when it finished the work of an interrupted run."""
 
     resumed: bool
 

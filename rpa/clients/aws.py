@@ -229,7 +229,7 @@ class S3:
                                       endpoint_url=settings.aws_endpoint_url)
 
     def list_bucket_names(self) -> set[str]:
-        """All buckets of this AWS account, in one call (ListBuckets is not paged here)."""
+        """Return all buckets of this AWS account, read with one ListBuckets call."""
         reply = call(self.service, "ListBuckets", "all buckets", self._client.list_buckets)
         return {bucket["Name"] for bucket in reply.get("Buckets", [])}
 
@@ -313,7 +313,7 @@ class S3:
 
         Each round lists the first page again and deletes it by version id. Following the
         listing's markers while deleting would skip entries, so the listing restarts until it
-        is empty. DeleteObjects answers 200 even when some keys failed: any listed error
+        is empty. DeleteObjects returns 200 even when some keys failed, so any listed error
         raises PartialFailure.
         """
         deleted = self._abort_uploads(bucket)
@@ -396,7 +396,7 @@ class Iam:
                                    endpoint_url=settings.aws_endpoint_url)
 
     def list_managed(self) -> dict[str, Identity]:
-        """Every identity under this tool's IAM path, with one paginated listing."""
+        """Return every identity under this tool's IAM path, read with one paginated listing."""
         operation = "ListRoles" if self.kind == "role" else "ListUsers"
         key = "Roles" if self.kind == "role" else "Users"
         paginator = self._client.get_paginator("list_roles" if self.kind == "role"
@@ -409,7 +409,7 @@ class Iam:
                 for page in pages for item in page[key]}
 
     def read_policy(self, name: str, policy: str) -> dict[str, Any] | None:
-        """The inline policy document, or None when the identity has no such policy."""
+        """Return the inline policy document, or None when the identity has no such policy."""
         try:
             if self.kind == "role":
                 reply: Any = call(self.service, "GetRolePolicy", f"{name}/{policy}",
