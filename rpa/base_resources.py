@@ -1,7 +1,7 @@
 """Base resources of every account in its usage period, reconciled by the modeler job.
 
 Each account gets an S3 bucket (tagged as managed, public access blocked, encrypted,
-versioning as its record says), an IAM role or user whose inline policy grants its own bucket
+versioning as in its record), an IAM role or user whose inline policy grants its own bucket
 and nothing else, a Pipeline registration of the bucket, and membership of the trial user
 group. The end-of-service job empties the bucket and removes the rest; the bucket and the IAM
 identity stay for the next user of the pooled account.

@@ -163,7 +163,7 @@ class Environment:
         return self.sandbox.site_url(url) if self.sandbox else str(url)
 
     def mcm(self, site: str) -> McmClient:
-        """The MCM client of a site, one per base URL for the whole run."""
+        """Return the MCM client of a site, made once per base URL for the whole run."""
         with self._lock:
             if site not in self._mcm:
                 token = self.settings.mcm_token

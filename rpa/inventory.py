@@ -3,7 +3,7 @@
 Each pooled account has up to three records, kept in Vault KV v2 under one folder each
 (`password/<account>`, `modeler/<account>`, `mcm/<account>`) or in an inventory file with the
 same three top-level keys. `validate_records` turns the raw records into `Account` objects and
-a list of `RecordError`s; an account with any invalid record is left out whole, so every job
+a list of `RecordError`s. An account with any invalid record is left out whole, so every job
 skips it and reconciles the others.
 """
 

@@ -36,7 +36,7 @@ from rpa.schedule_rows import schedule_row_for
 log = logging.getLogger(__name__)
 
 JOB = "modeler"
-# Scheduled actions are registered for switches inside this horizon; a longer one would only
+# Scheduled actions are registered for switches inside this horizon. A longer one would only
 # pile up actions that the next hourly run can register as well.
 SCHEDULE_HORIZON = dt.timedelta(days=14)
 ITEM_KINDS: tuple[ItemKind, ...] = ("workspaces", "deployments")

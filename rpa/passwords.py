@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class RotationError(Exception):
-    """The password could not be rotated safely; the message tells an operator what to do."""
+    """The password could not be rotated safely; the message gives an operator the next step."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def trust_policy(principal: str) -> dict[str, Any]:
 
 
 def canonical(document: Any) -> str:
-    """A form of a policy in which equal documents compare equal as strings.
+    """Return a form of a policy in which equal documents compare equal as strings.
 
     Key order does not matter; a single statement or action equals a list of one.
     """

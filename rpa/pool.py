@@ -11,7 +11,7 @@ The states, as of a day in Asia/Seoul:
 - invalid: its records do not validate.
 
 Only free and released accounts may be granted. An account in its period counts as in use
-whatever the audit table says, because its user is working on it.
+whatever the audit table shows, because its user is working on it.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ class FileRecordStore:
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as output:
                 output.write(text)
-            # The file holds passwords, so only its owner may read it.
+            # The file contains passwords, so only its owner may read it.
             os.chmod(temporary, 0o600)
             os.replace(temporary, self.file)
         except BaseException:

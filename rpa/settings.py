@@ -1,6 +1,6 @@
 """Settings of a run, read once from `RPA_*` environment variables.
 
-`load_settings()` builds one frozen `Settings` in `main()` before any client exists; a missing
+`load_settings()` builds one frozen `Settings` in `main()` before any client exists. A missing
 or invalid value raises `SettingsError` naming the variable, and the job exits with status 2.
 Every setting is listed with its default in docs/operations.md.
 """
@@ -181,7 +181,7 @@ class Settings(BaseSettings):
         for name in PLAIN_URL_FIELDS:
             value = getattr(self, name)
             if value and "@" in urlsplit(value).netloc:
-                # The value is left out of the message, since it holds the password.
+                # The value is left out of the message, since it contains the password.
                 raise ValueError(f"{env_name(name)} must not contain a user name or password; "
                                  "give credentials in their own settings")
         return self

@@ -142,7 +142,7 @@ class Database:
 
     @classmethod
     def connect(cls, url: str) -> Database:
-        """Open a pool and check the server answers; raises Unavailable naming the host."""
+        """Open a pool and check that the server responds; raises Unavailable naming the host."""
         parsed = sa.make_url(url)
         options: dict[str, Any] = {"pool_pre_ping": True, "future": True}
         if parsed.get_backend_name() == "mysql":
@@ -183,7 +183,7 @@ class Database:
     # Schedule rows.
 
     def read_schedule_rows(self, job: str) -> dict[str, ScheduleRow]:
-        """The rows of `job` by account; none when the table is not created yet (dry-run)."""
+        """Return the rows of `job` by account; none when the table does not exist yet (dry-run)."""
         with self._connection() as conn:
             if not sa.inspect(conn).has_table(schedule_table.name):
                 return {}
@@ -252,7 +252,7 @@ class Database:
 
     def read_actions(self, *, run_id: str | None = None, since: dt.datetime | None = None
                      ) -> list[AuditEntry]:
-        """The audit rows in order; none when the table is not created yet (dry-run)."""
+        """Return the audit rows in order; none when the table does not exist yet (dry-run)."""
         query = sa.select(action_log_table).order_by(action_log_table.c.id)
         if run_id is not None:
             query = query.where(action_log_table.c.run_id == run_id)

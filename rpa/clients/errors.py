@@ -44,7 +44,7 @@ class Unavailable(ClientError):
 
 
 class InvalidResponse(ClientError):
-    """The service answered success with a body that is not the expected shape."""
+    """The service returned success with a body that is not the expected shape."""
 
 
 class PartialFailure(ClientError):

@@ -65,7 +65,7 @@ def make_session(*, retries: int, backoff_seconds: float, verify: bool) -> reque
 
 
 class TokenSource(Protocol):
-    """Where a client gets its bearer token; a renewable one is asked again after a 401."""
+    """Source of a client's bearer token; a renewable source is asked again after a 401."""
 
     renewable: bool
 
@@ -142,7 +142,7 @@ class JsonApi:
                            headers=headers)
         if reply.status_code == 401 and self._tokens.renewable:
             # A 401 means the call was not carried out, so even a create may be sent again.
-            log.info("%s answered 401; renewing the token and trying once more", where)
+            log.info("%s returned 401; renewing the token and trying once more", where)
             self._tokens.invalidate()
             reply = self._send(method, path, idempotent=idempotent, params=params, body=body,
                                headers=headers)

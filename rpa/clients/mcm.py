@@ -29,7 +29,7 @@ SCHEDULE_FIELDS = {"account": str, "days": str, "start": str, "end": str, "timez
 
 @dataclass(frozen=True)
 class McmCluster:
-    """A cluster registered in MCM; `account` is None while it is assigned to nobody."""
+    """A cluster registered in MCM; `account` is None while it is not assigned."""
 
     cluster_id: str
     name: str

@@ -10,7 +10,7 @@ from rpa.clients.http import JsonApi, require_fields
 SERVICE = "modeler"
 ItemKind = Literal["workspaces", "deployments", "automl-experiments", "autodl-experiments",
                    "drift-monitors", "deployment-storages", "analysis-images"]
-# What a project holds, in the order a release deletes it: running things first.
+# Item kinds of a project, in the order a release deletes them: running things first.
 PROJECT_ITEM_KINDS: tuple[ItemKind, ...] = (
     "workspaces", "deployments", "automl-experiments", "autodl-experiments", "drift-monitors",
     "deployment-storages", "analysis-images")

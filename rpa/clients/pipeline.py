@@ -38,7 +38,7 @@ class PipelineClient:
         self.api = api
 
     def list_storages(self) -> list[StorageRegistration]:
-        """Every registration on the Pipeline, one call per page."""
+        """Return every storage registration on the Pipeline, one call per page."""
         where = f"{SERVICE} GET /api/v1/storages"
         return [
             StorageRegistration(**{name: item[name] for name in STORAGE_FIELDS})
@@ -58,7 +58,7 @@ class PipelineClient:
         self.api.request("DELETE", f"/api/v1/storages/{storage_id}", idempotent=True)
 
     def list_items(self, kind: PipelineKind) -> list[PipelineItem]:
-        """Every workflow, dataset, model or pipeline project, one call per page."""
+        """Return every workflow, dataset, model or pipeline project, one call per page."""
         where = f"{SERVICE} GET /api/v1/{kind}"
         return [
             PipelineItem(kind, item["id"], item["account"], item["name"])

@@ -14,7 +14,7 @@ class PortalClient:
         self.api = api
 
     def list_members(self, group: str) -> set[str]:
-        """The account names in `group`, one call per page."""
+        """Return the account names in `group`, one call per page."""
         path = f"/api/v1/groups/{quote(group, safe='')}/members"
         where = f"{SERVICE} GET {path}"
         return {require_fields(item, {"account": str}, where=where, service=SERVICE)["account"]

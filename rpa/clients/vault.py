@@ -165,10 +165,10 @@ class VaultClient:
             try:
                 return call()
             except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized) as err:
-                # An expired token answers 403; a login method can get a new one, once.
+                # Vault returns 403 for an expired token. A login method can get a new one, once.
                 if relogged or self._settings.vault_auth == "token":
                     raise _translate(where, err, addr=self.addr) from err
-                log.warning("Vault answered %s to %s; logging in again",
+                log.warning("Vault returned %s to %s; logging in again",
                             type(err).__name__, where)
                 self._login()
                 relogged = True

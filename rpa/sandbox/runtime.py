@@ -90,7 +90,7 @@ class SandboxEndpoints:
 
 @functools.lru_cache(maxsize=8)
 def _sandbox_session(region: str, aws_url: str) -> boto3.Session:
-    """One session per moto endpoint and process.
+    """Return the one session per moto endpoint and process.
 
     A new session loads botocore's service models again (about half a second for EMR and
     EC2), which adds up when tests run many jobs in one process.
@@ -226,7 +226,7 @@ def seed_worker_groups(session: boto3.Session, settings: Settings,
                        groups: Iterable[tuple[str, int, int]], folder: Path) -> list[str]:
     """Create in moto the worker-node groups that EKS would have made, at their minimum size.
 
-    The tool never creates Auto Scaling groups; in the sandbox somebody must. Takes
+    The tool never creates Auto Scaling groups, so the sandbox creates them. Takes
     (name, min, max) and returns the names created now. The names seeded so far are kept in
     `<folder>/seeded-groups`, so a run whose groups all exist asks moto nothing.
     """
