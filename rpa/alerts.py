@@ -14,7 +14,6 @@ import logging
 from rpa import blocks
 from rpa.blocks import Message, escape
 from rpa.clients import errors
-from rpa.clients.slack import SlackClient
 from rpa.i18n import Lang, text
 from rpa.inventory import SERVICE_ZONE
 from rpa.plan import Status
@@ -46,6 +45,10 @@ def send_failure_alert(report: RunReport, settings: Settings, *, sandbox: bool) 
     message = build_alert(report, settings.lang)
     parts = blocks.pack_messages(message.blocks, text=message.text,
                                  continued=lambda number, total: f"({number}/{total})")
+    # Imported here: slack_sdk is needed only by a run that failed, and every job starts
+    # faster without it.
+    from rpa.clients.slack import SlackClient
+
     try:
         SlackClient.from_settings(settings).post_thread(
             channel, parts, channel_setting="RPA_SLACK_ALERT_CHANNEL")

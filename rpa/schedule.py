@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from holidays import country_holidays, list_supported_countries
+from holidays import country_holidays
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
 _DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
@@ -93,7 +93,7 @@ class Schedule(BaseModel):
         if value is None:
             return None
         code = value.strip().upper()
-        if code not in _list_holiday_countries():
+        if not _has_holiday_calendar(code):
             raise ValueError(
                 f"unknown holiday country {value!r}. Use an ISO 3166 code that the "
                 "holidays package supports, like 'KR', or null for no holidays"
@@ -315,9 +315,15 @@ def _list_zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-@functools.cache
-def _list_holiday_countries() -> frozenset[str]:
-    return frozenset(list_supported_countries())
+@functools.lru_cache(maxsize=64)
+def _has_holiday_calendar(code: str) -> bool:
+    # Asking for the one calendar imports one module of the holidays package; listing the
+    # supported countries would import all of them, a tenth of a second at every start.
+    try:
+        country_holidays(code)
+    except NotImplementedError:
+        return False
+    return True
 
 
 @functools.cache

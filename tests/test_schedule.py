@@ -396,6 +396,14 @@ def test_holidays_code_is_upper_cased() -> None:
     assert make("MON-FRI", "09:00", "18:00", holidays="kr").holidays == "KR"
 
 
+@pytest.mark.parametrize("code", ["XX", "KOREA", "", "../os", "K\x00R"])
+def test_unknown_holidays_code_is_rejected_with_its_value(code: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        make("MON-FRI", "09:00", "18:00", holidays=code)
+
+    assert f"unknown holiday country {code!r}" in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("at", "expected"),
     [

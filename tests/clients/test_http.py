@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
+import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -377,3 +379,60 @@ def test_request_sends_bearer_token_and_params(fake_api: JsonApi) -> None:
     assert sent.headers["Authorization"] == f"Bearer {TOKEN}"
     assert sent.headers["Accept"] == "application/json"
     assert sent.url == f"{FAKE_BASE}/api/v1/workspaces?status=RUNNING"
+
+
+# Proxy settings of the environment, read once when the client is built.
+
+
+class _RecordingProxy(http.server.BaseHTTPRequestHandler):
+    """Answers every request itself with its request line, as a forward proxy would see it."""
+
+    lines: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.lines.append(self.requestline)
+        body = json.dumps({"via": "proxy"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy() -> Iterator[str]:
+    _RecordingProxy.lines = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RecordingProxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_proxy_of_the_environment_is_used_as_it_was_when_built(
+        proxy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = make_api(FAKE_BASE)
+    # Later changes of the environment do not reach a client already built.
+    monkeypatch.delenv("HTTP_PROXY")
+
+    assert client.request("GET", "/api/v1/projects", idempotent=True) == {"via": "proxy"}
+    assert _RecordingProxy.lines == ["GET http://platform.test/site/api/v1/projects HTTP/1.1"]
+    client.close()
+
+
+def test_no_proxy_host_is_reached_directly(proxy: str, stand_in: PlatformStandIn,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client = make_api(stand_in.site_url(SITE))
+
+    assert client.request("GET", "/api/v1/projects", idempotent=True)["items"] == []
+    assert _RecordingProxy.lines == []
+    client.close()
