@@ -13,6 +13,8 @@ import resource
 import sys
 from pathlib import Path
 
+from rpa.cli import run_program
+
 
 def peak_memory_kib() -> int:
     """Return this process's peak resident memory in KiB: VmHWM, or ru_maxrss without /proc."""
@@ -28,7 +30,9 @@ def peak_memory_kib() -> int:
 def main(argv: list[str]) -> int:
     memory_file, module, *arguments = argv
     try:
-        status: int = importlib.import_module(module).main(arguments)
+        entrypoint = importlib.import_module(module)
+        # As `python -m MODULE` runs it, so the measured exit is the production one.
+        status = run_program(lambda: int(entrypoint.main(arguments)))
     finally:
         Path(memory_file).write_text(str(peak_memory_kib()), encoding="ascii")
     return status

@@ -1,5 +1,5 @@
 """`python -m rpa` is the `rpa` command."""
 
-from rpa.cli import main
+from rpa.cli import main, run_program
 
-raise SystemExit(main())
+raise SystemExit(run_program(main))

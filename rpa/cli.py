@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,20 @@ def add_job_options(parser: argparse.ArgumentParser, job: Job | None = None, *,
     extra = getattr(job, "add_options", None)
     if extra is not None:
         extra(parser)
+
+
+def run_program(main: Callable[[], int]) -> int:
+    """Run `main` as the whole process and return its exit status, for `raise SystemExit`.
+
+    The objects made so far (the modules) and those `main` leaves behind (botocore's service
+    models, the records) live until the process ends. Frozen, they are left out of the
+    garbage collector's full collections: those of the run, and the one the interpreter
+    runs on its way out, which would otherwise walk all of them (0.13 s on 2 cores).
+    """
+    gc.freeze()
+    status = main()
+    gc.freeze()
+    return status
 
 
 def run_job_command(job: Job, argv: Sequence[str] | None) -> int:
@@ -251,4 +266,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_program(main))

@@ -64,10 +64,15 @@ class Environment:
     _emr: aws.Emr | None = None
     # A dry-run reads only: it applies no database migration either.
     read_only: bool = False
+    # Three locks, so that a thread building a boto3 client (tens of milliseconds of CPU) or
+    # connecting to the database does not hold up one that only needs a platform client to
+    # send its first request. boto3 sessions must not build clients in two threads at once.
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _aws_lock: threading.Lock = field(default_factory=threading.Lock)
+    _database_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def database(self) -> Database:
-        with self._lock:
+        with self._database_lock:
             if self._database is None:
                 if self.settings.db_url is None:
                     raise EnvironmentError("RPA_DB_URL is not set: the jobs need the platform "
@@ -86,19 +91,19 @@ class Environment:
             return self._modeler[site]
 
     def autoscaling(self) -> aws.AutoScaling:
-        with self._lock:
+        with self._aws_lock:
             if self._autoscaling is None:
                 self._autoscaling = aws.AutoScaling(self._session(), self.settings)
             return self._autoscaling
 
     def s3(self) -> aws.S3:
-        with self._lock:
+        with self._aws_lock:
             if self._s3 is None:
                 self._s3 = aws.S3(self._session(), self.settings)
             return self._s3
 
     def iam(self) -> aws.Iam:
-        with self._lock:
+        with self._aws_lock:
             if self._iam is None:
                 self._iam = aws.Iam(self._session(), self.settings)
             return self._iam
@@ -180,7 +185,7 @@ class Environment:
             return self._mcm[site]
 
     def emr(self) -> aws.Emr:
-        with self._lock:
+        with self._aws_lock:
             if self._emr is None:
                 self._emr = aws.Emr(self._session(), self.settings)
             return self._emr

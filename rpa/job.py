@@ -27,8 +27,9 @@ from types import FrameType
 from typing import Literal, Protocol
 
 from rpa.alerts import send_failure_alert
+from rpa.audit import AuditWriter
 from rpa.clients import errors
-from rpa.clients.db import AuditEntry, Database
+from rpa.clients.db import AuditEntry
 from rpa.environment import Environment, EnvironmentError, open_environment
 from rpa.i18n import Lang
 from rpa.inventory import EmptyMountError, Inventory, InventoryFileError, validate_records
@@ -208,16 +209,20 @@ def _apply_all(job: Job, run: Run, actions: Sequence[Action]) -> list[Outcome]:
     """Apply the accounts' actions concurrently; each account's in order, results in plan order."""
     database = run.env.database()
     database.start_run(run_id=run.run_id, job=run.job, dry_run=False, now=_utcnow())
+    audit = AuditWriter(database)
     by_account: dict[str, list[tuple[int, Action]]] = defaultdict(list)
     for index, action in enumerate(actions):
         by_account[action.account].append((index, action))
+    # The accounts with the most actions start first, so that the last ones to finish are
+    # short and the workers stay busy to the end. The outcomes keep the plan's order.
+    accounts = sorted(by_account.values(), key=_count_changes, reverse=True)
     results: dict[int, Outcome] = {}
     stop = StopFlag()
     status = "interrupted"
     try:
         with stop.on_sigterm(), ThreadPoolExecutor(max_workers=run.settings.concurrency) as pool:
-            batches = pool.map(lambda items: _apply_account(job, run, items, stop, database),
-                               by_account.values())
+            batches = pool.map(lambda items: _apply_account(job, run, items, stop, audit),
+                               accounts)
             for batch in batches:
                 results.update(batch)
         status = "interrupted" if stop.is_set() else "finished"
@@ -230,16 +235,20 @@ def _apply_all(job: Job, run: Run, actions: Sequence[Action]) -> list[Outcome]:
     return outcomes
 
 
+def _count_changes(items: list[tuple[int, Action]]) -> int:
+    return sum(1 for _, action in items if not action.blocked)
+
+
 def _apply_account(job: Job, run: Run, items: list[tuple[int, Action]], stop: StopFlag,
-                   database: Database) -> dict[int, Outcome]:
+                   audit: AuditWriter) -> dict[int, Outcome]:
     """Apply one account's actions holding its lock, which the other jobs share."""
     needed = any(not action.blocked for _, action in items)
     with hold_account_lock(run, items[0][1].account, needed=needed) as busy:
-        return _apply_items(job, run, items, stop, database, busy)
+        return _apply_items(job, run, items, stop, audit, busy)
 
 
 def _apply_items(job: Job, run: Run, items: list[tuple[int, Action]], stop: StopFlag,
-                 database: Database, busy: str | None) -> dict[int, Outcome]:
+                 audit: AuditWriter, busy: str | None) -> dict[int, Outcome]:
     outcomes: dict[int, Outcome] = {}
     for index, action in items:
         earlier_failed = any(o.status is not Status.DONE for o in outcomes.values())
@@ -252,7 +261,7 @@ def _apply_items(job: Job, run: Run, items: list[tuple[int, Action]], stop: Stop
             outcome = _apply_one(job, run, action, stop)
         outcomes[index] = outcome
         try:
-            database.log_action(AuditEntry(
+            audit.record(AuditEntry(
                 run_id=run.run_id, job=run.job, account=action.account,
                 kind=action.kind.value, target=action.target, status=outcome.status.value,
                 detail=_audit_detail(action, outcome), created_at=_utcnow()))

@@ -550,4 +550,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from rpa.cli import run_program
+
+    raise SystemExit(run_program(main))

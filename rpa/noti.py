@@ -299,4 +299,6 @@ def _fail(message: str) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from rpa.cli import run_program
+
+    raise SystemExit(run_program(main))

@@ -19,6 +19,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from rpa.clients.db import Database
 from rpa.sandbox.runtime import STATE_FILE, Servers, start_servers
 from rpa.sandbox.slack import Channel, SlackStandIn
 
@@ -83,6 +84,19 @@ def mysql_url() -> Iterator[str]:
     finally:
         drop_rpa_tables(engine)
         engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mariadb)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated database of each kind, empty at the start of the test."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'rpa.db'}"
+    else:
+        url = request.getfixturevalue("mysql_url")
+    database = Database.connect(url)
+    database.migrate()
+    yield database
+    database.close()
 
 
 # The bot token, channels and membership of the `slack` fixture's stand-in.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -244,11 +244,18 @@ class Database:
             return int(result.rowcount)
 
     def log_action(self, entry: AuditEntry) -> None:
+        self.log_actions([entry])
+
+    def log_actions(self, entries: Sequence[AuditEntry]) -> None:
+        """Write audit rows in one transaction, in the order given."""
+        if not entries:
+            return
         with self._connection() as conn:
-            conn.execute(action_log_table.insert().values(
-                run_id=entry.run_id, job=entry.job, account=entry.account, kind=entry.kind,
-                target=entry.target[:255], status=entry.status, detail=entry.detail,
-                created_at=entry.created_at))
+            conn.execute(action_log_table.insert(), [
+                {"run_id": entry.run_id, "job": entry.job, "account": entry.account,
+                 "kind": entry.kind, "target": entry.target[:255], "status": entry.status,
+                 "detail": entry.detail, "created_at": entry.created_at}
+                for entry in entries])
 
     def read_actions(self, *, run_id: str | None = None, since: dt.datetime | None = None
                      ) -> list[AuditEntry]:

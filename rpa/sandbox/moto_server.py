@@ -1,10 +1,11 @@
 """moto's AWS server for the sandbox, with an injected latency and a count of the calls served.
 
-The platform stand-in waits `latency_seconds` before each reply and counts every request.
-This server does the same for AWS. A benchmark can then model the network round trips to
-both, and count a job's calls by service, operation, and read or write. It serves moto's own
-WSGI application on 127.0.0.1 from a thread, as moto's `ThreadedMotoServer` does, with one
-thread per request, so the waits of concurrent requests overlap.
+The platform stand-in answers each request no sooner than `latency_seconds` after it
+arrived and counts every request. This server does the same for AWS. A benchmark can then
+model the network round trips to both, and count a job's calls by service, operation, and
+read or write. It serves moto's own WSGI application on 127.0.0.1 from a thread, as moto's
+`ThreadedMotoServer` does, with one thread per request, so the waits of concurrent requests
+overlap.
 
 The operation of a request is read from what botocore sends: the `X-Amz-Target` header
 (JSON protocol: EMR), the form field `Action` (query protocol: Auto Scaling, IAM, STS), or
@@ -24,6 +25,8 @@ from urllib.parse import parse_qs
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from rpa.sandbox.platform import wait_until
 
 # The service in a SigV4 Authorization header: Credential=<key>/<date>/<region>/<service>/...
 _CREDENTIAL_SERVICE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
@@ -56,7 +59,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class MotoServer:
-    """moto's server on 127.0.0.1 with `latency_seconds` before each request and a call count."""
+    """moto's server on 127.0.0.1: replies `latency_seconds` after each request, and a count."""
 
     def __init__(self, *, latency_seconds: float = 0.0) -> None:
         if latency_seconds < 0:
@@ -103,7 +106,7 @@ class MotoServer:
             self._requests.clear()
 
     def _serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        time.sleep(self.latency_seconds)
+        arrived = time.monotonic()
         body = _take_body(environ)
         call = identify_call(environ, body)
         request = f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}?" \
@@ -111,7 +114,9 @@ class MotoServer:
         with self._lock:
             self._calls[call] += 1
             self._requests[(call, request)] += 1
+        # moto builds the whole reply here; the server sends it once this returns.
         result: Iterable[bytes] = self._app(environ, start_response)
+        wait_until(arrived + self.latency_seconds)
         return result
 
 

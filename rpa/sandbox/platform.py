@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Literal, TypedDict, TypeVar
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, quote, unquote, urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -415,6 +415,19 @@ def build_page(items: Sequence[_T], query: Mapping[str, list[str]]) -> dict[str,
     }
 
 
+def wait_until(deadline: float) -> None:
+    """Sleep until `time.monotonic()` reaches `deadline`; return at once if it has.
+
+    The stand-ins model a network latency this way: a request is handled when it arrives,
+    and its reply waits for the rest of the latency. All stand-ins share one Python process,
+    so handling each request after a full wait instead would add their CPU time, queued
+    behind the GIL, to the latency of requests that arrive together, and only to those.
+    """
+    remaining = deadline - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
+
+
 def encode_error(status: int, code: str, message: str) -> bytes:
     """Encode the contract's error body."""
     return json.dumps({"error": {"code": code, "message": message}}).encode("utf-8")
@@ -465,8 +478,9 @@ def _build_error_response(error: ApiError) -> _Response:
 class PlatformStandIn:
     """HTTP server on 127.0.0.1 that serves the platform REST contract for many sites.
 
-    Each request waits ``latency_seconds``, then meets any matching `fail_next` fault, then
-    the bearer token check, then routing and the handler. ``calls`` counts every request
+    Each request meets any matching `fail_next` fault, else the bearer token check, routing
+    and the handler; its reply leaves no sooner than ``latency_seconds`` after it arrived
+    (see `wait_until`), and a fault's delay comes on top. ``calls`` counts every request
     whose method and path match a route, including requests that get a fault or a 401.
     """
 
@@ -602,16 +616,23 @@ class PlatformStandIn:
         self, method: str, target: str, authorization: str | None, body: bytes
     ) -> _Response:
         """Build the response to one HTTP request. ``target`` is the path with its query."""
-        time.sleep(self._latency_seconds)
+        arrived = time.monotonic()
         split_target = urlsplit(target)
         match = self._match_route(method, split_target.path)
         if match is not None:
             self._count_call(match.route)
         fault = self._take_fault(method, target)
+        response = None if fault is not None else self._handle(
+            method, split_target, match, authorization, body)
+        wait_until(arrived + self._latency_seconds)
         if fault is not None:
             time.sleep(fault.delay_seconds)
             return fault.build_response()
+        assert response is not None
+        return response
 
+    def _handle(self, method: str, split_target: SplitResult, match: _RouteMatch | None,
+                authorization: str | None, body: bytes) -> _Response:
         try:
             if match is None or not match.route.public:
                 self._check_token(authorization)

@@ -27,19 +27,6 @@ ROW = ScheduleRow(
 )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mariadb)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """A migrated database of each kind, empty at the start of the test."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'rpa.db'}"
-    else:
-        url = request.getfixturevalue("mysql_url")
-    database = Database.connect(url)
-    database.migrate()
-    yield database
-    database.close()
-
-
 @pytest.fixture
 def mysql_db(mysql_url: str) -> Iterator[Database]:
     """The MariaDB test database before any migration."""

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from rpa.sandbox.platform import PlatformStandIn
+from rpa.sandbox.platform import PlatformStandIn, wait_until
 
 TOKEN = "test-token"
 SITE = "modeler-a.trial.example"
@@ -733,6 +733,36 @@ def test_latency_delays_every_reply(session: requests.Session) -> None:
 
     assert durations[0] >= 0.2
     assert durations[1] >= 0.2
+
+
+def test_request_is_handled_on_arrival_and_answered_after_the_latency(
+        session: requests.Session) -> None:
+    server = PlatformStandIn(token=TOKEN, latency_seconds=0.5)
+    server.start()
+    try:
+        api = f"{server.site_url(SITE)}/api/v1"
+        sent = threading.Thread(target=create_project, args=(session, api, "early"))
+        started = time.monotonic()
+        sent.start()
+        while not server.projects(SITE) and time.monotonic() - started < 5:
+            time.sleep(0.01)
+        seen_after = time.monotonic() - started
+        sent.join()
+        answered_after = time.monotonic() - started
+    finally:
+        server.stop()
+
+    # The project exists well before the reply leaves, and the reply waits out the latency.
+    assert seen_after < 0.4
+    assert answered_after >= 0.5
+
+
+def test_wait_until_returns_at_once_for_a_past_deadline() -> None:
+    started = time.monotonic()
+    wait_until(started - 10)
+    wait_until(started + 0.05)
+
+    assert 0.05 <= time.monotonic() - started < 1
 
 
 def test_concurrent_creates_get_unique_ids(stand_in: PlatformStandIn, api: str) -> None:
