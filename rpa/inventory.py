@@ -10,6 +10,7 @@ skips it and reconciles the others.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import unicodedata
@@ -34,6 +35,7 @@ from pydantic import (
 
 from rpa.clients.errors import ClientError
 from rpa.clients.vault import VaultClient
+from rpa.parallel import map_bounded, read_all
 from rpa.schedule import Schedule
 
 FOLDERS = ("password", "modeler", "mcm")
@@ -427,21 +429,26 @@ class EmptyMountError(Exception):
 def read_vault(vault: VaultClient) -> tuple[RawRecords, list[RecordError]]:
     """List each folder, then read every record; a record that cannot be read is an error.
 
+    Vault has no call that reads many secrets, so the records are read one per call,
+    `vault.read_workers` at a time (RPA_CONCURRENCY), and kept in the order listed.
     Raises EmptyMountError when the password folder lists nothing, because a run with zero
     accounts almost always means RPA_VAULT_KV_MOUNT points at the wrong place.
     """
     raw: RawRecords = {folder: {} for folder in FOLDERS}
     read_errors: list[RecordError] = []
-    listed = {folder: vault.list_names(folder) for folder in FOLDERS}
+    listed = dict(zip(FOLDERS, map_bounded(vault.list_names, FOLDERS,
+                                           workers=vault.read_workers), strict=True))
     if not listed["password"]:
         raise EmptyMountError(
             f"Vault mount {vault.mount!r} at {vault.addr} lists no records under password/; "
             "check RPA_VAULT_KV_MOUNT and the Vault policy"
         )
-    for folder, names in listed.items():
-        for name in names:
-            try:
-                raw[folder][name] = vault.read(f"{folder}/{name}").data
-            except ClientError as err:
-                read_errors.append(RecordError(name, folder, "", f"cannot read record: {err}"))
+    paths = [(folder, name) for folder, names in listed.items() for name in names]
+    reads = [functools.partial(vault.read, f"{folder}/{name}") for folder, name in paths]
+    for (folder, name), secret in zip(paths, read_all(reads, workers=vault.read_workers),
+                                      strict=True):
+        if isinstance(secret, ClientError):
+            read_errors.append(RecordError(name, folder, "", f"cannot read record: {secret}"))
+        else:
+            raw[folder][name] = secret.data
     return raw, read_errors

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -154,3 +157,34 @@ def test_empty_password_folder_raises_empty_mount_error(
     assert f"Vault mount {MOUNT!r} at {ADDR}" in str(caught.value)
     assert "RPA_VAULT_KV_MOUNT" in str(caught.value)
     assert not any(call.request.method == "GET" for call in vault_http.calls)
+
+
+def test_records_are_read_concurrently_up_to_the_concurrency(
+        vault_http: responses.RequestsMock) -> None:
+    names = [f"trial_user{number:02d}" for number in range(1, 25)]
+    list_folders(vault_http, password=names)
+    in_flight = peak = 0
+    lock = threading.Lock()
+
+    def read(request: Any) -> tuple[int, dict[str, str], str]:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        time.sleep(0.05)
+        with lock:
+            in_flight -= 1
+        name = request.url.rsplit("/", 1)[1]
+        return 200, {}, json.dumps(live(password_record(name)))
+
+    for name in names:
+        vault_http.add_callback("GET", data_url("password", name), callback=read)
+    vault = VaultClient(Settings(vault_addr=ADDR, vault_auth="token", vault_token="hvs.test",
+                                 vault_kv_mount=MOUNT, concurrency=6))
+
+    raw, read_errors = read_vault(vault)
+
+    assert read_errors == []
+    assert list(raw["password"]) == names
+    assert raw["password"]["trial_user24"] == password_record("trial_user24")
+    assert 1 < peak <= 6

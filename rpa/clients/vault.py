@@ -7,6 +7,7 @@ and the field names only.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -47,12 +48,22 @@ class VaultClient:
         self.addr = settings.vault_addr
         self.mount = settings.vault_kv_mount
         self._settings = settings
+        # Records are read this many at a time; the session keeps as many connections.
+        self.read_workers = settings.concurrency
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, self.read_workers))
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         self._client = client or hvac.Client(
             url=settings.vault_addr,
             verify=settings.vault_verify,
             timeout=settings.vault_timeout_seconds,
             namespace=settings.vault_namespace,
+            session=session,
         )
+        # Threads that find the token expired at the same time log in once between them.
+        self._login_lock = threading.Lock()
+        self._logins = 0
         if not settings.vault_verify:
             log.warning("TLS verification is off for Vault at %s", self.addr)
         self._login()
@@ -162,15 +173,20 @@ class VaultClient:
     def _call(self, where: str, call: Callable[[], T]) -> T:
         relogged = False
         while True:
+            logins = self._logins
             try:
                 return call()
             except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized) as err:
                 # Vault returns 403 for an expired token. A login method can get a new one, once.
                 if relogged or self._settings.vault_auth == "token":
                     raise _translate(where, err, addr=self.addr) from err
-                log.warning("Vault returned %s to %s; logging in again",
-                            type(err).__name__, where)
-                self._login()
+                with self._login_lock:
+                    # Another thread may have logged in since this call was sent.
+                    if self._logins == logins:
+                        log.warning("Vault returned %s to %s; logging in again",
+                                    type(err).__name__, where)
+                        self._login()
+                        self._logins += 1
                 relogged = True
             except (hvac.exceptions.VaultError, requests.RequestException) as err:
                 raise _translate(where, err, addr=self.addr) from err

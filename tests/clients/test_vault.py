@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -403,3 +405,31 @@ def test_no_secret_value_reaches_messages_or_logs(vault_http: responses.Requests
     for text in messages + logged:
         for secret in SECRETS:
             assert secret not in text
+
+
+def test_threads_that_find_the_token_expired_log_in_once(
+        vault_http: responses.RequestsMock) -> None:
+    """Eight reads refused at the same time lead to one login, then all eight succeed."""
+    logins: list[str] = []
+    refused = threading.Barrier(8, timeout=10)
+
+    def login(request: Any) -> tuple[int, dict[str, str], str]:
+        token = LOGIN_TOKENS[len(logins)]
+        logins.append(token)
+        return 200, {}, json.dumps(login_reply(token))
+
+    def read(request: Any) -> tuple[int, dict[str, str], str]:
+        if request.headers["X-Vault-Token"] == LOGIN_TOKENS[0]:
+            refused.wait()  # every thread is refused before any logs in again
+            return 403, {}, json.dumps({"errors": ["permission denied"]})
+        return 200, {}, json.dumps(record(3))
+
+    vault_http.add_callback("POST", APPROLE_LOGIN_URL, callback=login)
+    vault_http.add_callback("GET", DATA_URL, callback=read)
+    vault = VaultClient(approle_settings())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        secrets = list(pool.map(lambda _: vault.read("password/trial_user07"), range(8)))
+
+    assert [secret.version for secret in secrets] == [3] * 8
+    assert logins == list(LOGIN_TOKENS)
