@@ -4,8 +4,10 @@
 
 For each pool size it runs the scenario of `benchmarks.scenario` with RPA_CONCURRENCY 8 and,
 for pools of at most `--sequential-max` accounts, with 1, so the speed-up is measured in the
-same run. It prints one Markdown table per pool size and the targets, and writes the same
-to `--markdown`. docs/benchmarks.md records the figures of a run and explains each column.
+same run. Those small pools run `--repeat` times and each row keeps the run of median wall
+time, because a run of a few seconds varies by a tenth of a second from one try to the next.
+It prints one Markdown table per pool size and the targets, and writes the same to
+`--markdown`. docs/benchmarks.md records the figures of a run and explains each column.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sequential-max", type=int, default=SPEED_UP_ACCOUNTS,
                         help="also run with concurrency 1 for pools up to this size "
                              f"(default: {SPEED_UP_ACCOUNTS})")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each pool of at most --sequential-max accounts; each "
+                             "row keeps the median (default: 3)")
     parser.add_argument("--markdown", type=Path, default=DEFAULT_MARKDOWN,
                         help=f"file to write the tables to (default: {DEFAULT_MARKDOWN})")
     return parser.parse_args(argv)
@@ -51,12 +56,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def collect(args: argparse.Namespace) -> list[Measure]:
     measures: list[Measure] = []
     for accounts in args.accounts:
-        levels = [args.concurrency] + ([1] if accounts <= args.sequential_max else [])
+        small = accounts <= args.sequential_max
+        levels = [args.concurrency] + ([1] if small else [])
         for concurrency in levels:
-            print(f"running {accounts} accounts, concurrency {concurrency} ...",
-                  file=sys.stderr, flush=True)
-            measures += run_scenario(accounts, concurrency, args.latency_ms / 1000)
+            tries = []
+            for number in range(1, (max(1, args.repeat) if small else 1) + 1):
+                print(f"running {accounts} accounts, concurrency {concurrency}, "
+                      f"try {number} ...", file=sys.stderr, flush=True)
+                tries.append(run_scenario(accounts, concurrency, args.latency_ms / 1000))
+            measures += [median_wall(list(same)) for same in zip(*tries, strict=True)]
     return measures
+
+
+def median_wall(tries: list[Measure]) -> Measure:
+    """Return the try of median wall time (the upper one of an even number)."""
+    return sorted(tries, key=lambda measure: measure.seconds)[len(tries) // 2]
 
 
 def render(measures: list[Measure], args: argparse.Namespace) -> str:
@@ -64,7 +78,8 @@ def render(measures: list[Measure], args: argparse.Namespace) -> str:
     lines = [f"# Benchmark of the modeler and mcm jobs, {dt.date.today().isoformat()}", "",
              f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"{platform.system()} {platform.machine()}. Latency {args.latency_ms:g} ms per "
-             f"platform and AWS request. Command: `{command}`.", ""]
+             f"platform, AWS and Vault request. Pools of at most {args.sequential_max} "
+             f"accounts: median of {args.repeat} tries. Command: `{command}`.", ""]
     for accounts in dict.fromkeys(measure.accounts for measure in measures):
         lines += [f"## {accounts} accounts", ""]
         lines += measure_table([m for m in measures if m.accounts == accounts])
@@ -75,8 +90,8 @@ def render(measures: list[Measure], args: argparse.Namespace) -> str:
 
 
 def measure_table(measures: list[Measure]) -> list[str]:
-    header = ("| job | run | conc. | wall s | run s | bound s | wall / bound | platform r/w "
-              "| AWS r/w | listings | resource reads | writes | calls / account "
+    header = ("| job | run | conc. | wall s | run s | bound s | wall / bound | Vault r "
+              "| platform r/w | AWS r/w | listings | resource reads | writes | calls / account "
               "| repeated reads | peak MiB | exit |")
     rows = [header, "|" + " --- |" * (header.count("|") - 1)]
     for m in measures:
@@ -86,7 +101,8 @@ def measure_table(measures: list[Measure]) -> list[str]:
         rows.append(
             f"| {m.job} | {m.run} | {m.concurrency} | {m.seconds:.2f} | {m.run_seconds:.2f} "
             f"| {m.lower_bound_seconds:.2f} | {_ratio(m.seconds, m.lower_bound_seconds)} "
-            f"| {platform_calls[0]}/{platform_calls[1]} | {aws_calls[0]}/{aws_calls[1]} "
+            f"| {m.vault_calls} | {platform_calls[0]}/{platform_calls[1]} "
+            f"| {aws_calls[0]}/{aws_calls[1]} "
             f"| {m.listing_calls} | {m.resource_reads} | {m.writes} "
             f"| {calls / m.accounts:.2f} | {m.repeated_aws_reads} | {m.peak_rss_mib:.0f} "
             f"| {m.exit_status} |")

@@ -1,11 +1,12 @@
 """One benchmark scenario: N accounts, the modeler and mcm jobs, twice each.
 
-The stand-ins run in this process on 127.0.0.1 with an injected latency per request. Each
-job runs as the CronJob runs it, `python -m rpa.<job>`, in a child process with `RPA_*`
-settings that point at the stand-ins and an inventory file whose sites are the stand-in's
-URLs. It therefore takes the production code path (no `--sandbox` mode, which would add the
-sandbox's own set-up calls), its peak memory is its own, and it does not share a core with
-the stand-ins. The stand-ins count the calls that reach them, from whichever process.
+The stand-ins run in this process on 127.0.0.1 with an injected latency per request: the
+platform, moto for AWS, and a Vault stand-in that holds the N accounts' records. Each job
+runs as the CronJob runs it, `python -m rpa.<job>`, in a child process with `RPA_*`
+settings that point at the stand-ins, so it reads its records from Vault and takes the
+production code path (no `--sandbox` mode, which would add the sandbox's own set-up
+calls). Its peak memory is its own, and it does not share a core with the stand-ins. The
+stand-ins count the calls that reach them, from whichever process.
 
 The first run of each job creates everything; the second, at the same `now`, should change
 nothing.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import subprocess
 import sys
@@ -40,10 +42,14 @@ from rpa.sandbox.runtime import (
     seed_worker_groups,
     start_servers,
 )
+from rpa.sandbox.vault import VaultStandIn
 from rpa.settings import load_settings
 
 # The instant the example records are written for: a Friday in core time for MON-FRI.
 NOW = dt.datetime.fromisoformat("2026-12-04T10:00+09:00")
+# The Vault stand-in's token and mount; the records are test data, the token opens nothing else.
+VAULT_TOKEN = "hvs.benchmark-token"
+VAULT_MOUNT = "trial"
 # AWS reads that list many resources in one call. The other reads name one resource each.
 AWS_LISTINGS = frozenset({"ListBuckets", "ListRoles", "ListUsers", "DescribeAutoScalingGroups",
                           "DescribeScheduledActions", "ListClusters", "GetCallerIdentity"})
@@ -71,8 +77,8 @@ class Measure:
     lower_bound_seconds: float
     peak_rss_mib: float
     schedule_row_writes: int
-    # The inventory is a file, so no run reads Vault. Production reads Vault before planning.
-    vault_reads: int = 0
+    # Vault calls (three folder listings and one read per record), counted apart.
+    vault_calls: int = 0
     aws_operations: dict[str, int] = field(default_factory=dict)
 
 
@@ -81,6 +87,8 @@ class Scenario:
     """The stand-ins and files of one scenario, shared by its runs."""
 
     servers: Servers
+    vault: VaultStandIn
+    vault_url: str
     folder: Path
     inventory: Path
     accounts: int
@@ -88,7 +96,8 @@ class Scenario:
     sites: dict[str, int]
 
 
-def job_environment(servers: Servers, folder: Path, concurrency: int) -> dict[str, str]:
+def job_environment(servers: Servers, folder: Path, concurrency: int,
+                    vault_url: str) -> dict[str, str]:
     """Build the child's environment: settings pointing at the stand-ins, fake AWS keys.
 
     The benchmark's own RPA_* and AWS_* variables are left out, so no real service is named.
@@ -108,15 +117,20 @@ def job_environment(servers: Servers, folder: Path, concurrency: int) -> dict[st
         "RPA_SSO_URL": endpoints.site_url(SANDBOX_URLS["sso_url"]),
         "RPA_SSO_CLIENT_ID": "sandbox", "RPA_SSO_CLIENT_SECRET": SSO_CLIENT_SECRET,
         "RPA_CONCURRENCY": str(concurrency), "RPA_LOG_LEVEL": "WARNING", "RPA_LANG": "en",
+        "RPA_VAULT_ADDR": vault_url, "RPA_VAULT_AUTH": "token", "RPA_VAULT_TOKEN": VAULT_TOKEN,
+        "RPA_VAULT_KV_MOUNT": VAULT_MOUNT,
     })
     return environ
 
 
-def prepare(servers: Servers, folder: Path, accounts: int, concurrency: int) -> Scenario:
-    """Empty moto, write the inventory and create the worker-node groups EKS would have made."""
+def prepare(servers: Servers, vault: VaultStandIn, vault_url: str, folder: Path,
+            accounts: int, concurrency: int) -> Scenario:
+    """Empty moto, put the records in Vault and create the worker-node groups of EKS."""
     requests.post(f"{servers.endpoints.aws_url}/moto-api/reset", timeout=30)
     inventory = write_inventory(folder / "inventory.json", accounts, servers.endpoints.site_url)
-    records = validate_records(load_file(inventory)).accounts.values()
+    raw = load_file(inventory)
+    vault.load(raw)
+    records = validate_records(raw).accounts.values()
     groups = [(group.name, group.min, group.max) for account in records
               if account.modeler and (group := account.modeler.autoscaling_group)]
     settings = load_settings(aws_endpoint_url=servers.endpoints.aws_url)
@@ -127,7 +141,8 @@ def prepare(servers: Servers, folder: Path, accounts: int, concurrency: int) -> 
         seed_worker_groups(session, settings, groups, folder)
     finally:
         servers.aws.latency_seconds = latency
-    return Scenario(servers, folder, inventory, accounts, concurrency, count_sites(inventory))
+    return Scenario(servers, vault, vault_url, folder, inventory, accounts, concurrency,
+                    count_sites(inventory))
 
 
 def run_job(scenario: Scenario, job: str, label: str) -> Measure:
@@ -135,12 +150,13 @@ def run_job(scenario: Scenario, job: str, label: str) -> Measure:
     servers = scenario.servers
     servers.platform.reset_calls()
     servers.aws.reset_calls()
+    scenario.vault.reset_calls()
     report_path = scenario.folder / f"{job}-{label}.json"
     memory_path = scenario.folder / f"{job}-{label}.memory"
     command = [sys.executable, "-m", "benchmarks.child", str(memory_path), f"rpa.{job}",
-               "--inventory", str(scenario.inventory), "--now", NOW.isoformat(),
-               "--output", "json"]
-    environ = job_environment(servers, scenario.folder, scenario.concurrency)
+               "--now", NOW.isoformat(), "--output", "json"]
+    environ = job_environment(servers, scenario.folder, scenario.concurrency,
+                              scenario.vault_url)
     with report_path.open("wb") as output:
         started = time.perf_counter()
         status = subprocess.run(command, stdout=output, env=environ, check=False).returncode
@@ -163,19 +179,30 @@ def run_job(scenario: Scenario, job: str, label: str) -> Measure:
 def count_calls(scenario: Scenario) -> dict[str, Any]:
     """Sort the calls of the last run by service and kind, and work out the lower bound.
 
-    Listings are counted as if sent one after another. The reads of single resources and the
-    writes can overlap up to RPA_CONCURRENCY, and no more than RPA_SITE_CONCURRENCY of the
-    writes to one platform site.
+    A run has three steps, each of which waits for the one before: it reads the records
+    from Vault, observes, and applies. In each, calls that do not depend on one another go
+    out at most RPA_CONCURRENCY (C) at a time, and no more than RPA_SITE_CONCURRENCY (S) of
+    them to one platform site. With latency L, the run takes at least L times:
+
+    - Vault: 1 for the folder listings, sent together, plus reads / C;
+    - observe: the pages of the longest listing, since each page waits for the one before,
+      or 1 listing plus resource reads / C, since those reads need a listing first;
+    - apply: writes / C, or the writes to the busiest site / min(S, C).
+
+    Each part is rounded up to whole round trips.
     """
     servers = scenario.servers
     platform: dict[str, Counter[str]] = {}
     listing = resource_reads = writes = 0
+    longest_listing = 0.0
     for (api, method, _), count in servers.platform.calls.items():
         # The SSO token request is a POST that changes nothing.
         kind = "read" if method == "GET" or api == "sso" else "write"
         platform.setdefault(api, Counter())[kind] += count
         listing += count if kind == "read" else 0
         writes += count if kind == "write" else 0
+        if kind == "read":
+            longest_listing = max(longest_listing, count / scenario.sites.get(api, 1))
     aws: dict[str, Counter[str]] = {}
     operations: Counter[str] = Counter()
     for call, count in servers.aws.calls.items():
@@ -184,17 +211,25 @@ def count_calls(scenario: Scenario) -> dict[str, Any]:
         listing += count if is_listing(call) else 0
         resource_reads += count if call.read and not is_listing(call) else 0
         writes += 0 if call.read else count
+        if is_listing(call):
+            longest_listing = max(longest_listing, count)
+    vault_calls = scenario.vault.calls
     busiest_site = max((counts["write"] / scenario.sites.get(api, 1)
                         for api, counts in platform.items()), default=0.0)
-    site_concurrency = load_settings().site_concurrency
-    spread = max((resource_reads + writes) / scenario.concurrency,
-                 busiest_site / min(site_concurrency, scenario.concurrency))
+    concurrency = scenario.concurrency
+    site_concurrency = min(load_settings().site_concurrency, concurrency)
+    vault_step = (1 if vault_calls["list"] else 0) + math.ceil(vault_calls["read"] / concurrency)
+    observe_step = max(math.ceil(longest_listing),
+                       (1 if listing else 0) + math.ceil(resource_reads / concurrency))
+    apply_step = max(math.ceil(writes / concurrency), math.ceil(busiest_site / site_concurrency))
     return {"platform": {api: dict(counts) for api, counts in sorted(platform.items())},
             "aws": {service: dict(counts) for service, counts in sorted(aws.items())},
             "aws_operations": dict(sorted(operations.items())),
             "listing_calls": listing, "resource_reads": resource_reads, "writes": writes,
+            "vault_calls": sum(vault_calls.values()),
             "repeated_aws_reads": servers.aws.repeated_reads(),
-            "lower_bound_seconds": round(servers.aws.latency_seconds * (listing + spread), 2)}
+            "lower_bound_seconds": round(
+                servers.aws.latency_seconds * (vault_step + observe_step + apply_step), 2)}
 
 
 def is_listing(call: AwsCall) -> bool:
@@ -214,6 +249,12 @@ def run_scenario(accounts: int, concurrency: int, latency_seconds: float) -> lis
     with tempfile.TemporaryDirectory(prefix="rpa-benchmark-") as name, \
             start_servers(Path(name), latency_seconds=latency_seconds,
                           aws_latency_seconds=latency_seconds) as servers:
-        scenario = prepare(servers, Path(name), accounts, concurrency)
-        return [run_job(scenario, job, label) for job in ("modeler", "mcm")
-                for label in ("first", "no-change")]
+        vault = VaultStandIn({}, token=VAULT_TOKEN, mount=VAULT_MOUNT,
+                             latency_seconds=latency_seconds)
+        vault_url = vault.start()
+        try:
+            scenario = prepare(servers, vault, vault_url, Path(name), accounts, concurrency)
+            return [run_job(scenario, job, label) for job in ("modeler", "mcm")
+                    for label in ("first", "no-change")]
+        finally:
+            vault.stop()
