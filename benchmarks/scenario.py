@@ -1,7 +1,7 @@
 """One benchmark scenario: N accounts, the modeler and mcm jobs, twice each.
 
 The stand-ins run in this process on 127.0.0.1 with an injected latency per request: the
-platform, moto for AWS, and a Vault stand-in that holds the N accounts' records. Each job
+platform, moto for AWS, and a Vault stand-in that serves the N accounts' records. Each job
 runs as the CronJob runs it, `python -m rpa.<job>`, in a child process with `RPA_*`
 settings that point at the stand-ins, so it reads its records from Vault and takes the
 production code path (no `--sandbox` mode, which would add the sandbox's own set-up

@@ -2,8 +2,8 @@
 
 Every applied action gets its `rpa_action_log` row before its worker starts another change,
 so a run that stops at any moment has left unrecorded at most the change each worker had
-under way. Eight workers that each wrote and committed their own row would queue behind one
-another's transactions (SQLite allows one writer at a time); here the worker that finds no
+under way. Eight workers that each committed their own row would queue behind one another's
+transactions, because SQLite allows one writer at a time. Instead, the worker that finds no
 write under way writes every row waiting at that moment in one transaction, and the others
 wait for it. A row therefore costs a worker about one commit, however many workers there are.
 """
@@ -24,7 +24,7 @@ class _Slot:
 
 
 class AuditWriter:
-    """Writes audit rows for many threads; `record` returns once its row is committed."""
+    """Audit row writer shared by a run's workers; `record` returns once its row is committed."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -33,7 +33,10 @@ class AuditWriter:
         self._writing = False
 
     def record(self, entry: AuditEntry) -> None:
-        """Commit `entry`, alone or with the rows of other threads; raises what the write raised."""
+        """Commit `entry`, alone or with the rows of other threads.
+
+        Raises the exception of the failed write to every thread whose row was in it.
+        """
         slot = _Slot(entry)
         with self._changed:
             self._waiting.append(slot)
@@ -58,6 +61,7 @@ class AuditWriter:
     def _write(self, batch: list[_Slot]) -> Exception | None:
         try:
             self._database.log_actions([slot.entry for slot in batch])
-        except Exception as err:  # every thread whose row was in the batch raises it
+        except Exception as err:
+            # Returned, not raised: every thread whose row was in the batch raises it.
             return err
         return None

@@ -48,7 +48,7 @@ class VaultClient:
         self.addr = settings.vault_addr
         self.mount = settings.vault_kv_mount
         self._settings = settings
-        # Records are read this many at a time; the session keeps as many connections.
+        # Records are read this many at a time, so the session keeps as many connections.
         self.read_workers = settings.concurrency
         session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, self.read_workers))
