@@ -23,7 +23,7 @@ def entry(number: int) -> AuditEntry:
                       detail="", created_at=NOW)
 
 
-def test_each_row_is_committed_before_record_returns(db: Database) -> None:
+def test_record_returns_after_commit(db: Database) -> None:
     writer = AuditWriter(db)
     seen_after_return: dict[str, bool] = {}
 
@@ -37,10 +37,11 @@ def test_each_row_is_committed_before_record_returns(db: Database) -> None:
 
     targets = [row.target for row in db.read_actions(run_id="run-audit")]
     assert sorted(targets) == sorted(f"project-{number}" for number in range(40))
-    assert all(seen_after_return.values()) and len(seen_after_return) == 40
+    assert len(seen_after_return) == 40
+    assert all(seen_after_return.values())
 
 
-def test_rows_that_wait_together_are_written_in_one_transaction(
+def test_waiting_rows_share_one_transaction(
         db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     batches: list[list[str]] = []
     first_write_started = threading.Event()
@@ -73,7 +74,7 @@ def test_rows_that_wait_together_are_written_in_one_transaction(
     assert len(db.read_actions(run_id="run-audit")) == WORKERS
 
 
-def test_failed_write_raises_in_every_thread_of_its_batch_and_later_rows_still_go(
+def test_failed_write_raises_then_recovers(
         db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     real_write = Database.log_actions
     fail = threading.Event()

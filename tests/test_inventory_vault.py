@@ -159,7 +159,7 @@ def test_empty_password_folder_raises_empty_mount_error(
     assert not any(call.request.method == "GET" for call in vault_http.calls)
 
 
-def test_records_are_read_concurrently_up_to_the_concurrency(
+def test_records_read_concurrently_within_bound(
         vault_http: responses.RequestsMock) -> None:
     names = [f"trial_user{number:02d}" for number in range(1, 25)]
     list_folders(vault_http, password=names)

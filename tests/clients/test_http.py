@@ -413,7 +413,7 @@ def proxy() -> Iterator[str]:
     server.server_close()
 
 
-def test_proxy_of_the_environment_is_used_as_it_was_when_built(
+def test_environment_proxy_read_once(
         proxy: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy)
     monkeypatch.delenv("NO_PROXY", raising=False)

@@ -407,7 +407,7 @@ def test_no_secret_value_reaches_messages_or_logs(vault_http: responses.Requests
             assert secret not in text
 
 
-def test_threads_that_find_the_token_expired_log_in_once(
+def test_expired_token_one_login_for_all_threads(
         vault_http: responses.RequestsMock) -> None:
     """Eight reads refused at the same time lead to one login, then all eight succeed."""
     logins: list[str] = []

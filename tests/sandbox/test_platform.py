@@ -735,7 +735,7 @@ def test_latency_delays_every_reply(session: requests.Session) -> None:
     assert durations[1] >= 0.2
 
 
-def test_request_is_handled_on_arrival_and_answered_after_the_latency(
+def test_latency_waits_after_handling(
         session: requests.Session) -> None:
     server = PlatformStandIn(token=TOKEN, latency_seconds=0.5)
     server.start()
@@ -757,7 +757,7 @@ def test_request_is_handled_on_arrival_and_answered_after_the_latency(
     assert answered_after >= 0.5
 
 
-def test_wait_until_returns_at_once_for_a_past_deadline() -> None:
+def test_wait_until_past_deadline_returns() -> None:
     started = time.monotonic()
     wait_until(started - 10)
     wait_until(started + 0.05)

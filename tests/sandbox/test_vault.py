@@ -38,7 +38,7 @@ def client(url: str, token: str = TOKEN) -> VaultClient:
                                 vault_kv_mount="trial"))
 
 
-def test_records_read_back_as_written_with_one_call_each(
+def test_records_read_back_one_call_each(
         address: tuple[VaultStandIn, str]) -> None:
     stand_in, url = address
 
@@ -57,7 +57,7 @@ def test_wrong_token_is_refused(address: tuple[VaultStandIn, str]) -> None:
     assert stand_in.calls == {"refused": 1}
 
 
-def test_absent_record_and_writes_are_answered_like_vault(
+def test_absent_record_and_write_rejected(
         address: tuple[VaultStandIn, str]) -> None:
     _, url = address
     vault = client(url)
