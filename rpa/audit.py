@@ -20,7 +20,7 @@ from rpa.clients.db import AuditEntry, Database
 class _Slot:
     entry: AuditEntry
     written: bool = False
-    error: Exception | None = None
+    error: BaseException | None = None
 
 
 class AuditWriter:
@@ -47,21 +47,18 @@ class AuditWriter:
                 batch, self._waiting = self._waiting, []
                 self._writing = True
                 self._changed.release()
+                error: BaseException | None = None
                 try:
-                    error = self._write(batch)
+                    self._database.log_actions([waiting.entry for waiting in batch])
+                except BaseException as err:
+                    # Kept, not raised here: every thread whose row was in the batch raises it,
+                    # and none of them may be left waiting.
+                    error = err
                 finally:
                     self._changed.acquire()
                     self._writing = False
-                for waiting in batch:
-                    waiting.written, waiting.error = True, error
-                self._changed.notify_all()
+                    for waiting in batch:
+                        waiting.written, waiting.error = True, error
+                    self._changed.notify_all()
         if slot.error is not None:
             raise slot.error
-
-    def _write(self, batch: list[_Slot]) -> Exception | None:
-        try:
-            self._database.log_actions([slot.entry for slot in batch])
-        except Exception as err:
-            # Returned, not raised: every thread whose row was in the batch raises it.
-            return err
-        return None
