@@ -42,20 +42,24 @@ MAX_PER_PAGE = 500
 ERROR_MESSAGE_MAX_CHARS = 200
 
 
-def make_session(base_url: str, *, retries: int, backoff_seconds: float,
-                 verify: bool) -> requests.Session:
-    """Build a session for `base_url`; `retries=0` gives one that never retries.
+def settle_environment(session: requests.Session, base_url: str, verify: bool) -> None:
+    """Set the proxies and CA bundle that the environment gives `base_url`, once.
 
-    The proxy and CA bundle settings of the environment (HTTPS_PROXY, NO_PROXY,
-    REQUESTS_CA_BUNDLE) are read here, once. With `trust_env` on, requests would read them
-    again on every call, scanning the whole environment each time, which costs more CPU
-    than the rest of a call in a pod with many variables.
+    These are HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE. With `trust_env` on, requests
+    would read them again on every call and scan the whole environment each time. In a pod
+    with many variables, that costs more CPU than the rest of the call.
     """
-    session = requests.Session()
     found = session.merge_environment_settings(base_url, {}, None, verify, None)
     session.trust_env = False
     session.proxies = found["proxies"]
     session.verify = found["verify"]
+
+
+def make_session(base_url: str, *, retries: int, backoff_seconds: float,
+                 verify: bool) -> requests.Session:
+    """Build a session for `base_url`; `retries=0` gives one that never retries."""
+    session = requests.Session()
+    settle_environment(session, base_url, verify)
     retry = Retry(
         total=retries,
         connect=retries,

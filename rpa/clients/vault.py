@@ -17,6 +17,7 @@ import hvac.exceptions
 import requests
 
 from rpa.clients import errors
+from rpa.clients.http import settle_environment
 from rpa.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,16 +51,12 @@ class VaultClient:
         self._settings = settings
         # Records are read this many at a time, so the session keeps as many connections.
         self.read_workers = settings.concurrency
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, self.read_workers))
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
         self._client = client or hvac.Client(
             url=settings.vault_addr,
             verify=settings.vault_verify,
             timeout=settings.vault_timeout_seconds,
             namespace=settings.vault_namespace,
-            session=session,
+            session=self._session(settings),
         )
         # Threads that find the token expired at the same time log in once between them.
         self._login_lock = threading.Lock()
@@ -67,6 +64,16 @@ class VaultClient:
         if not settings.vault_verify:
             log.warning("TLS verification is off for Vault at %s", self.addr)
         self._login()
+
+    def _session(self, settings: Settings) -> requests.Session:
+        # hvac takes TLS verification and proxies from a session it is given, so the
+        # session carries RPA_VAULT_VERIFY and the environment's settings.
+        session = requests.Session()
+        settle_environment(session, self.addr, settings.vault_verify)
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, self.read_workers))
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
 
     def list_names(self, folder: str) -> list[str]:
         """Return the secret names directly under `folder`; an empty or absent folder gives []."""

@@ -229,3 +229,17 @@ def test_verify_on_by_default(name: str, tmp_path: Path) -> None:
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     assert [session.verify for session in sessions] in ([True] * len(sessions),
                                                         [bundle] * len(sessions))
+
+
+@pytest.mark.parametrize("name", VERIFY_SETTINGS)
+def test_verify_off_reaches_requests(name: str, tmp_path: Path) -> None:
+    client = build_client(name, tmp_path)(load_settings(**CLIENT_SETTINGS, **{name: False}))
+
+    if name == "vault_verify":
+        # hvac sends each request with the verify value it keeps, not the session's.
+        adapter = client._client.adapter  # type: ignore[attr-defined]
+        assert adapter._kwargs["verify"] is False
+        assert adapter.session.verify is False
+    else:
+        assert client._retrying.verify is False  # type: ignore[attr-defined]
+        assert client._single.verify is False  # type: ignore[attr-defined]
