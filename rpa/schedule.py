@@ -317,8 +317,8 @@ def _list_zone_names() -> frozenset[str]:
 
 @functools.lru_cache(maxsize=64)
 def _has_holiday_calendar(code: str) -> bool:
-    # Asking for the one calendar imports one module of the holidays package; listing the
-    # supported countries would import all of them, a tenth of a second at every start.
+    # Asking for one calendar imports one module of the holidays package. Listing the
+    # supported countries imports all of them, which took 0.05 s at every start.
     try:
         country_holidays(code)
     except NotImplementedError:

@@ -1,6 +1,6 @@
 """moto's AWS server for the sandbox, with an injected latency and a count of the calls served.
 
-The platform stand-in answers each request no sooner than `latency_seconds` after it
+The platform stand-in replies to each request no sooner than `latency_seconds` after it
 arrived and counts every request. This server does the same for AWS. A benchmark can then
 model the network round trips to both, and count a job's calls by service, operation, and
 read or write. It serves moto's own WSGI application on 127.0.0.1 from a thread, as moto's

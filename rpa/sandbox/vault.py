@@ -3,9 +3,9 @@
 It serves the account records of an inventory as a Vault mount stores them: a LIST of
 `<mount>/metadata/<folder>` names the accounts of a folder, and a GET of
 `<mount>/data/<folder>/<account>` returns one record as version 1. It checks the
-`X-Vault-Token` header, counts the calls by kind, and answers each request no sooner than
-`latency_seconds` after it arrived, as the other stand-ins do. Anything else is refused
-with 403, as Vault refuses a token whose policy allows only these reads: the jobs that the
+`X-Vault-Token` header, counts the calls by kind, and replies to each request no sooner than
+`latency_seconds` after it arrived, as the other stand-ins do. Any other request gets 403,
+as Vault rejects a request that the token's policy does not allow. The jobs that the
 benchmark runs only read their records.
 """
 
@@ -40,13 +40,13 @@ class VaultStandIn:
         self._server: ThreadingHTTPServer | None = None
 
     def load(self, records: RawRecords) -> None:
-        """Replace the records served."""
+        """Replace the records that the stand-in serves."""
         with self._lock:
             self._records = {folder: dict(records.get(folder, {})) for folder in FOLDERS}
 
     @property
     def calls(self) -> collections.Counter[str]:
-        """Copy of the request count per kind: `list`, `read` and `refused`."""
+        """Copy of the request count per kind: `list`, `read` and `rejected`."""
         with self._lock:
             return collections.Counter(self._calls)
 
@@ -65,15 +65,15 @@ class VaultStandIn:
             disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
-                self._answer("GET")
+                self._reply("GET")
 
             def do_LIST(self) -> None:
-                self._answer("LIST")
+                self._reply("LIST")
 
             def do_POST(self) -> None:
-                self._answer("POST")
+                self._reply("POST")
 
-            def _answer(self, method: str) -> None:
+            def _reply(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 status, body = stand_in.respond(method, self.path,
@@ -112,7 +112,7 @@ class VaultStandIn:
 
     def _handle(self, method: str, target: str, token: str | None) -> tuple[int, Any, str]:
         if token is None or not secrets.compare_digest(token.encode(), self._token.encode()):
-            return 403, {"errors": ["permission denied"]}, "refused"
+            return 403, {"errors": ["permission denied"]}, "rejected"
         split = urlsplit(target)
         parts = [unquote(part) for part in split.path.split("/") if part]
         listing = method == "LIST" or (method == "GET" and "list=true" in split.query)
@@ -129,5 +129,5 @@ class VaultStandIn:
                         "created_time": "2026-01-05T00:00:00Z"}
             return 200, {"data": {"data": record, "metadata": metadata}}, "read"
         # Vault returns the same 403 to a token whose policy allows only these reads.
-        return 403, {"errors": ["permission denied"]}, "refused"
+        return 403, {"errors": ["permission denied"]}, "rejected"
 

@@ -385,7 +385,7 @@ def test_request_sends_bearer_token_and_params(fake_api: JsonApi) -> None:
 
 
 class _RecordingProxy(http.server.BaseHTTPRequestHandler):
-    """Answers every request itself with its request line, as a forward proxy would see it."""
+    """Replies to every request itself with the request line that a forward proxy receives."""
 
     lines: ClassVar[list[str]] = []
 

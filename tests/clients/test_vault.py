@@ -409,9 +409,9 @@ def test_no_secret_value_reaches_messages_or_logs(vault_http: responses.Requests
 
 def test_expired_token_one_login_for_all_threads(
         vault_http: responses.RequestsMock) -> None:
-    """Eight reads refused at the same time lead to one login, then all eight succeed."""
+    """Eight reads rejected at the same time lead to one login, then all eight succeed."""
     logins: list[str] = []
-    refused = threading.Barrier(8, timeout=10)
+    rejected = threading.Barrier(8, timeout=10)
 
     def login(request: Any) -> tuple[int, dict[str, str], str]:
         token = LOGIN_TOKENS[len(logins)]
@@ -420,7 +420,7 @@ def test_expired_token_one_login_for_all_threads(
 
     def read(request: Any) -> tuple[int, dict[str, str], str]:
         if request.headers["X-Vault-Token"] == LOGIN_TOKENS[0]:
-            refused.wait()  # every thread is refused before any logs in again
+            rejected.wait()  # every thread is rejected before any logs in again
             return 403, {}, json.dumps({"errors": ["permission denied"]})
         return 200, {}, json.dumps(record(3))
 

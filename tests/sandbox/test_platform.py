@@ -748,13 +748,13 @@ def test_latency_waits_after_handling(
             time.sleep(0.01)
         seen_after = time.monotonic() - started
         sent.join()
-        answered_after = time.monotonic() - started
+        replied_after = time.monotonic() - started
     finally:
         server.stop()
 
     # The project exists well before the reply leaves, and the reply waits out the latency.
     assert seen_after < 0.4
-    assert answered_after >= 0.5
+    assert replied_after >= 0.5
 
 
 def test_wait_until_past_deadline_returns() -> None:

@@ -49,12 +49,12 @@ def test_records_read_back_one_call_each(
     assert stand_in.calls == {"list": 3, "read": 3}
 
 
-def test_wrong_token_is_refused(address: tuple[VaultStandIn, str]) -> None:
+def test_wrong_token_rejected(address: tuple[VaultStandIn, str]) -> None:
     stand_in, url = address
 
     with pytest.raises(errors.Forbidden, match="permission denied"):
         client(url, token="hvs.wrong").read("password/trial_user01")
-    assert stand_in.calls == {"refused": 1}
+    assert stand_in.calls == {"rejected": 1}
 
 
 def test_absent_record_and_write_rejected(
