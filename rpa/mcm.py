@@ -20,10 +20,12 @@ Run as `python -m rpa.mcm` or `rpa mcm`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from rpa.clients import errors
 from rpa.clients.aws import (
@@ -40,6 +42,7 @@ from rpa.clients.db import ScheduleRow
 from rpa.clients.mcm import ClusterSchedule, McmCluster
 from rpa.inventory import Account, ClusterSpec, Inventory, McmRecord, today_in_service_zone
 from rpa.job import PlanResult, Run
+from rpa.parallel import read_all
 from rpa.plan import Action, Kind, Problem
 from rpa.schedule_rows import schedule_row_for
 
@@ -137,41 +140,80 @@ def is_stuck(cluster: ClusterState, now: dt.datetime, limit: dt.timedelta) -> bo
 
 
 # Observe: one ListClusters for the active clusters of every account, one for recent errors,
-# and one listing per MCM site. DescribeCluster is called only for clusters stuck in STARTING.
+# and two listings per MCM site. DescribeCluster is called only for clusters stuck in STARTING.
 
 def observe(run: Run, accounts: Sequence[Account], limits: Limits) -> Observed:
+    """Read EMR, every MCM site and the schedule rows of this job.
+
+    The listings do not depend on each other, so up to RPA_CONCURRENCY of them are read at
+    the same time. A failed EMR listing sets `emr_error`, and a failed site listing an entry
+    in `site_errors`; a database that cannot be read stops the run.
+    """
     observed = Observed()
-    if accounts:
-        _observe_emr(run, accounts, limits, observed)
-    for site in sorted({_mcm(account).site for account in accounts}):
-        try:
-            client = run.env.mcm(site)
-            observed.registered[site] = {c.cluster_id: c for c in client.list_clusters()}
-            observed.schedules[site] = {s.account: s for s in client.list_schedules()}
-        except errors.ClientError as err:
-            log.error("cannot read MCM site %s: %s", site, err)
-            observed.site_errors[site] = str(err)
-    observed.schedule_rows = run.env.database().read_schedule_rows(JOB)
-    return observed
-
-
-def _observe_emr(run: Run, accounts: Sequence[Account], limits: Limits,
-                 observed: Observed) -> None:
-    emr = run.env.emr()
+    sites = sorted({_mcm(account).site for account in accounts})
     # The errors of the last day matter only where a cluster may be created now.
     creating = any(_mcm(account).clusters and _mcm(account).schedule.is_active(run.now)
                    for account in accounts)
-    try:
-        observed.active = emr.list_clusters(ACTIVE_CLUSTER_STATES)
-        if creating:
-            observed.recent_errors = emr.list_clusters(
-                [ERROR_STATE], created_after=run.now - SPOT_LOSS_WINDOW)
-    except errors.ClientError as err:
-        log.error("cannot list EMR clusters: %s", err)
-        observed.active, observed.emr_error = [], str(err)
+    emr_reads: list[Callable[[], object]] = []
+    if accounts:
+        emr_reads.append(lambda: run.env.emr().list_clusters(ACTIVE_CLUSTER_STATES))
+    if accounts and creating:
+        emr_reads.append(lambda: run.env.emr().list_clusters(
+            [ERROR_STATE], created_after=run.now - SPOT_LOSS_WINDOW))
+    site_reads: list[Callable[[], object]] = []
+    for site in sites:
+        site_reads += [functools.partial(_list_registered, run, site),
+                       functools.partial(_list_schedules, run, site)]
+    results = read_all([*emr_reads, *site_reads,
+                        lambda: run.env.database().read_schedule_rows(JOB)],
+                       workers=run.settings.concurrency)
+    rows = results.pop()
+    if isinstance(rows, errors.ClientError):
+        raise rows
+    observed.schedule_rows = cast(dict[str, ScheduleRow], rows)
+    _collect_sites(sites, results[len(emr_reads):], observed)
+    if emr_reads:
+        _collect_emr(run, accounts, limits, results[:len(emr_reads)], observed)
+    return observed
+
+
+def _list_registered(run: Run, site: str) -> dict[str, McmCluster]:
+    return {cluster.cluster_id: cluster for cluster in run.env.mcm(site).list_clusters()}
+
+
+def _list_schedules(run: Run, site: str) -> dict[str, ClusterSchedule]:
+    return {schedule.account: schedule for schedule in run.env.mcm(site).list_schedules()}
+
+
+def _collect_sites(sites: Sequence[str], results: Sequence[object], observed: Observed) -> None:
+    """Keep the clusters and schedules of each site whose two listings both succeeded."""
+    for index, site in enumerate(sites):
+        registered, schedules = results[2 * index], results[2 * index + 1]
+        failed = next((result for result in (registered, schedules)
+                       if isinstance(result, errors.ClientError)), None)
+        if failed is not None:
+            log.error("cannot read MCM site %s: %s", site, failed)
+            observed.site_errors[site] = str(failed)
+            continue
+        observed.registered[site] = cast(dict[str, McmCluster], registered)
+        observed.schedules[site] = cast(dict[str, ClusterSchedule], schedules)
+
+
+def _collect_emr(run: Run, accounts: Sequence[Account], limits: Limits,
+                 results: Sequence[object], observed: Observed) -> None:
+    """Keep the EMR listings, then describe the clusters of this job stuck in STARTING."""
+    failed = next((result for result in results if isinstance(result, errors.ClientError)),
+                  None)
+    if failed is not None:
+        log.error("cannot list EMR clusters: %s", failed)
+        observed.emr_error = str(failed)
         return
+    observed.active = cast(list[ClusterState], results[0])
+    if len(results) > 1:
+        observed.recent_errors = cast(list[ClusterState], results[1])
     names = {cluster_name(account.name, spec.name)
              for account in accounts for spec in _mcm(account).clusters}
+    emr = run.env.emr()
     for cluster in observed.active:
         if cluster.name in names and is_stuck(cluster, run.now, limits.starting_limit):
             try:

@@ -13,15 +13,17 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic import SecretStr
 
+from rpa import mcm
 from rpa.cli import main
 from rpa.clients import errors
 from rpa.environment import Environment
-from rpa.inventory import RecordSource
+from rpa.inventory import Account, RecordSource, validate_records
+from rpa.job import Run, RunOptions
 from rpa.parallel import map_bounded, read_all
 from rpa.sandbox.platform import PlatformStandIn
 from rpa.sandbox.runtime import TOKEN, Servers
@@ -147,6 +149,67 @@ def test_high_site_limit_allows_every_worker(counting_stand_in: CountingStandIn,
         env.close()
 
     assert counting_stand_in.gauges["site-a"].peak == 6
+
+
+class SlowReads:
+    """The EMR, MCM and database clients of an mcm run, in one object that counts reads."""
+
+    def __init__(self) -> None:
+        self.gauge = Gauge()
+
+    def _read(self, value: Any) -> Any:
+        with self.gauge:
+            time.sleep(0.05)
+        return value
+
+    def emr(self) -> SlowReads:
+        return self
+
+    def mcm(self, site: str) -> SlowReads:
+        return self
+
+    def database(self) -> SlowReads:
+        return self
+
+    def list_clusters(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return self._read([])
+
+    def list_schedules(self) -> list[Any]:
+        return self._read([])
+
+    def read_schedule_rows(self, job: str) -> dict[str, Any]:
+        return self._read({})
+
+
+def mcm_accounts(sites: int) -> list[Account]:
+    schedule = {"days": "MON-FRI", "start": "09:00", "end": "18:00"}
+    cluster = {"name": "spark", "release_label": "emr-7.2.0", "applications": ["Spark"],
+               "master_instance_type": "m5.xlarge", "core_instance_type": "m5.xlarge",
+               "core_count": 1}
+    names = [f"user_{index}" for index in range(sites)]
+    inventory = validate_records({
+        "password": {name: {"username": name, "password": "pw-Example-1!",
+                            "start_date": "2026-12-01", "end_date": "2026-12-31"}
+                     for name in names},
+        "modeler": {},
+        "mcm": {name: {"site": f"https://mcm-{name}.example", "schedule": schedule,
+                       "clusters": [cluster]} for name in names}})
+    assert inventory.errors == []
+    return list(inventory.accounts.values())
+
+
+@pytest.mark.parametrize(("concurrency", "peak"), [(8, 7), (1, 1)])
+def test_mcm_observes_listings_together(concurrency: int, peak: int) -> None:
+    reads = SlowReads()
+    settings = load_settings(concurrency=concurrency)
+    run = Run("mcm", "run-1", RunOptions(now=CORE), settings, cast(Environment, reads))
+
+    observed = mcm.observe(run, mcm_accounts(sites=2), mcm.Limits())
+
+    # Two EMR listings, two per MCM site and the schedule rows.
+    assert reads.gauge.peak == peak
+    assert sorted(observed.registered) == ["https://mcm-user_0.example",
+                                           "https://mcm-user_1.example"]
 
 
 # Whole runs against the sandbox.
