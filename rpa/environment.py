@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import boto3
-
-from rpa.clients import aws
+from rpa.clients import aws, errors
 from rpa.clients.cloudz import CloudzClient
 from rpa.clients.db import Database
 from rpa.clients.http import JsonApi
@@ -33,6 +31,8 @@ from rpa.records import FileRecordStore, RecordStore
 from rpa.settings import Settings
 
 if TYPE_CHECKING:
+    import boto3
+
     from rpa.job import RunOptions
     from rpa.sandbox.runtime import SandboxEndpoints
 
@@ -52,6 +52,7 @@ class Environment:
     sandbox: SandboxEndpoints | None = None
     boto_session: boto3.Session | None = None
     _database: Database | None = None
+    _database_error: errors.ClientError | None = None
     _modeler: dict[str, ModelerClient] = field(default_factory=dict)
     _autoscaling: aws.AutoScaling | None = None
     _s3: aws.S3 | None = None
@@ -72,14 +73,25 @@ class Environment:
     _database_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def database(self) -> Database:
+        """Return the database, connected on first use and migrated unless this is a dry-run.
+
+        A failed connect is kept and raised again, so a database that is down costs one
+        connect timeout per run, whichever thread tries first.
+        """
         with self._database_lock:
+            if self._database_error is not None:
+                raise self._database_error
             if self._database is None:
                 if self.settings.db_url is None:
                     raise EnvironmentError("RPA_DB_URL is not set: the jobs need the platform "
                                            "database for schedule rows and the audit table")
-                database = Database.connect(self.settings.db_url.get_secret_value())
-                if not self.read_only:
-                    database.migrate()
+                try:
+                    database = Database.connect(self.settings.db_url.get_secret_value())
+                    if not self.read_only:
+                        database.migrate()
+                except errors.ClientError as err:
+                    self._database_error = err
+                    raise
                 self._database = database
             return self._database
 

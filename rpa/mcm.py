@@ -114,6 +114,10 @@ class McmJob:
     def apply(self, run: Run, action: Action) -> None:
         apply_action(run, action)
 
+    def warm_up(self, run: Run) -> None:
+        """Build the EMR client of the observe step before the records are read."""
+        run.env.emr()
+
 
 def cluster_name(account: str, spec: str) -> str:
     return f"{NAME_PREFIX}{account}/{spec}"
@@ -146,8 +150,8 @@ def observe(run: Run, accounts: Sequence[Account], limits: Limits) -> Observed:
     """Read EMR, every MCM site and the schedule rows of this job.
 
     The listings do not depend on each other, so up to RPA_CONCURRENCY of them are read at
-    the same time. A failed EMR listing sets `emr_error`, and a failed site listing an entry
-    in `site_errors`; a database that cannot be read stops the run.
+    the same time. A failed EMR listing sets `emr_error`, and a failed site listing adds an
+    entry to `site_errors`. A database that cannot be read stops the run.
     """
     observed = Observed()
     sites = sorted({_mcm(account).site for account in accounts})

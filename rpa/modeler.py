@@ -111,6 +111,13 @@ class ModelerJob:
         else:
             apply_action(run, action)
 
+    def warm_up(self, run: Run) -> None:
+        """Build the AWS clients of the observe step before the records are read."""
+        run.env.autoscaling()
+        if run.settings.base_resources:
+            run.env.s3()
+            run.env.iam()
+
 
 # Observe: one listing per resource type and site, never one call per account.
 

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from rpa import mcm
 from rpa.cli import main
-from rpa.clients import errors
+from rpa.clients import aws, errors
 from rpa.environment import Environment
 from rpa.inventory import Account, RecordSource, validate_records
 from rpa.job import Run, RunOptions
@@ -293,6 +293,25 @@ def test_mcm_no_change_run_writes_nothing(sandbox: Servers,
         ("mcm", "GET", "/api/v1/cluster-schedules"): MCM_SITES})
     # One listing of the active clusters and one of the last day's failed ones.
     assert aws_operations(sandbox) == {"elasticmapreduce:ListClusters": 2}
+
+
+@pytest.mark.parametrize(("concurrency", "thread"),
+                         [("8", "rpa-warm-up_0"), ("1", "MainThread")])
+def test_emr_client_built_during_reads(sandbox: Servers, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch, concurrency: str,
+                                        thread: str) -> None:
+    built: list[str] = []
+    make_client = aws.Emr.__init__
+
+    def record(self: aws.Emr, *args: Any) -> None:
+        built.append(threading.current_thread().name)
+        make_client(self, *args)
+
+    monkeypatch.setattr(aws.Emr, "__init__", record)
+
+    run_json(capsys, "mcm", "--dry-run", "--concurrency", concurrency)
+
+    assert built == [thread]
 
 
 def test_concurrent_apply_reports_in_plan_order(sandbox: Servers,

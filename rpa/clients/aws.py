@@ -3,6 +3,10 @@
 Raw boto3 dicts stay in this module; callers get the value objects below and the exceptions
 of `rpa.clients.errors`. Throttling is retried by botocore itself (standard mode) before it
 reaches us as `Throttled`.
+
+boto3 and botocore are imported on first use, not with this module, because their import
+takes about 0.1 s of CPU. Above RPA_CONCURRENCY 1 a run imports them in the background while
+its records are read (`rpa.job`), and a run that never calls AWS skips the import.
 """
 
 from __future__ import annotations
@@ -12,14 +16,14 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import boto3
-import botocore.exceptions
-from botocore.config import Config
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rpa.clients import errors
 from rpa.settings import Settings
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,10 +79,14 @@ class ScheduledAction:
 
 
 def make_session(settings: Settings) -> boto3.Session:
+    import boto3
+
     return boto3.Session(region_name=settings.aws_region)
 
 
 def client_config(settings: Settings) -> Config:
+    from botocore.config import Config
+
     return Config(
         retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
         connect_timeout=10,
@@ -98,6 +106,8 @@ def _status_class(status: int | None) -> type[errors.ClientError]:
 
 def call(service: str, operation: str, resource: str, function: Callable[[], T]) -> T:
     """Run one boto3 call, translating its errors; messages name the action and resource."""
+    import botocore.exceptions
+
     where = f"{service} {operation} on {resource}"
     try:
         return function()
@@ -509,6 +519,8 @@ class Emr:
     service = "emr"
 
     def __init__(self, session: boto3.Session, settings: Settings) -> None:
+        from botocore.config import Config
+
         config = client_config(settings)
         self._client = session.client("emr", config=config,
                                       endpoint_url=settings.aws_endpoint_url)

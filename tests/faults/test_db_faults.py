@@ -37,6 +37,27 @@ def test_database_down_changes_nothing(sandbox: Servers, run_job: JobRunner,
     assert aws_client(sandbox, "emr").list_clusters()["Clusters"] == []
 
 
+def test_database_down_dry_run_tries_once(run_job: JobRunner, small_inventory: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # The warm-up thread connects first, and the plan step meets its error again.
+    monkeypatch.setenv("RPA_DB_URL", "mysql+pymysql://rpa:db-Secret-9@127.0.0.1:9/platform")
+    attempts: list[str] = []
+    connect = Database.connect
+
+    def counted(url: str) -> Database:
+        attempts.append(url)
+        return connect(url)
+
+    monkeypatch.setattr(Database, "connect", counted)
+
+    result = run_job("mcm", "--dry-run", "--concurrency", "8",
+                     "--inventory", str(small_inventory))
+
+    assert result.status == 1
+    assert len(attempts) == 1
+    assert "database mysql+pymysql://rpa:***@127.0.0.1:9/platform failed" in result.err
+
+
 @pytest.fixture
 def pooled_connections() -> Iterator[list[int]]:
     """Server ids of the connections that SQLAlchemy's queue pools open during the test.
