@@ -227,8 +227,10 @@ class Environment:
                   for account in inventory.accounts.values()
                   if account.modeler and (group := account.modeler.autoscaling_group)]
         assert self.sandbox is not None
-        created = seed_worker_groups(self._session(), self.settings, groups,
-                                     Path(self.sandbox.folder))
+        # The warm-up thread may be building clients from the same boto3 session.
+        with self._aws_lock:
+            created = seed_worker_groups(self._session(), self.settings, groups,
+                                         Path(self.sandbox.folder))
         if created:
             log.info("sandbox: created %d worker-node groups in moto", len(created))
 
