@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import math
 import os
 import platform
 import sys
@@ -84,7 +85,7 @@ def render(measures: list[Measure], args: argparse.Namespace) -> str:
         lines += [f"## {accounts} accounts", ""]
         lines += measure_table([m for m in measures if m.accounts == accounts])
         lines += [""]
-    lines += ["## Targets", "", *target_table(measures), ""]
+    lines += ["## Targets", "", *target_table(measures, args), ""]
     lines += ["## AWS operations of the no-change runs", "", *operation_table(measures)]
     return "\n".join(lines) + "\n"
 
@@ -118,7 +119,7 @@ def _ratio(value: float, bound: float) -> str:
     return f"{value / bound:.2f}" if bound else "-"
 
 
-def target_table(measures: list[Measure]) -> list[str]:
+def target_table(measures: list[Measure], args: argparse.Namespace) -> list[str]:
     rows = ["| target | measured | met |", "| --- | --- | --- |"]
     no_change = [m for m in measures if m.run == "no-change"]
     writes = sum(m.writes for m in no_change) + sum(m.schedule_row_writes for m in no_change)
@@ -128,7 +129,7 @@ def target_table(measures: list[Measure]) -> list[str]:
     rows.append(_target("no AWS read is sent twice with the same request", f"{repeated}",
                         repeated == 0))
     rows += _bound_rows(measures)
-    rows += _speed_up_rows(measures)
+    rows += _speed_up_rows(measures, args.latency_ms / 1000)
     peak = max((m.peak_rss_mib for m in measures if m.accounts == BOUND_ACCOUNTS), default=None)
     if peak is not None:
         rows.append(_target(f"peak memory of a job under {MAX_PEAK_MIB:.0f} MiB at "
@@ -154,7 +155,8 @@ def _bound_rows(measures: list[Measure]) -> list[str]:
     return rows
 
 
-def _speed_up_rows(measures: list[Measure]) -> list[str]:
+def _speed_up_rows(measures: list[Measure], latency_seconds: float) -> list[str]:
+    """Compare the first runs of both concurrencies, with the highest speed-up their calls allow."""
     first = [m for m in measures if m.accounts == SPEED_UP_ACCOUNTS and m.run == "first"]
     sequential = [m for m in first if m.concurrency == 1]
     concurrent = [m for m in first if m.concurrency > 1]
@@ -165,10 +167,25 @@ def _speed_up_rows(measures: list[Measure]) -> list[str]:
     for label, slow, fast in [*pairs, ("both jobs", sequential, concurrent)]:
         wall = sum(m.seconds for m in slow) / sum(m.seconds for m in fast)
         run = sum(m.run_seconds for m in slow) / sum(m.run_seconds for m in fast)
+        ceiling = sum(m.seconds for m in slow) / sum(_fastest_wall(m, latency_seconds)
+                                                    for m in fast)
         rows.append(_target(f"{label}, {SPEED_UP_ACCOUNTS} accounts, first run: at least "
                             f"{MIN_SPEED_UP:g}x faster than with concurrency 1",
-                            f"{wall:.1f}x wall, {run:.1f}x run", wall >= MIN_SPEED_UP))
+                            f"{wall:.1f}x wall, {run:.1f}x run (at most {ceiling:.1f}x)",
+                            wall >= MIN_SPEED_UP))
     return rows
+
+
+def _fastest_wall(measure: Measure, latency_seconds: float) -> float:
+    """Return the wall time of a run whose calls all overlap, with no CPU time of its own.
+
+    Its calls go out `concurrency` at a time with none waiting for another. Python's start,
+    the imports and the exit (wall minus run time) are kept as measured.
+    """
+    calls = (measure.vault_calls + sum(_read_write(measure.platform))
+             + sum(_read_write(measure.aws)))
+    round_trips = math.ceil(calls / measure.concurrency)
+    return measure.seconds - measure.run_seconds + round_trips * latency_seconds
 
 
 def _target(text: str, measured: str, met: bool) -> str:

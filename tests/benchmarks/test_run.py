@@ -1,0 +1,33 @@
+"""The speed-up rows of the benchmark's targets, from measures made up for the test."""
+
+from __future__ import annotations
+
+from benchmarks.run import _fastest_wall, _speed_up_rows
+from benchmarks.scenario import Measure
+
+LATENCY = 0.03
+
+
+def measure(concurrency: int, seconds: float, run_seconds: float) -> Measure:
+    return Measure(job="mcm", run="first", accounts=45, concurrency=concurrency,
+                   seconds=seconds, run_seconds=run_seconds, exit_status=0, actions={},
+                   platform={"mcm": {"read": 2, "write": 40}},
+                   aws={"emr": {"read": 2, "write": 10}}, listing_calls=4, resource_reads=0,
+                   writes=50, repeated_aws_reads=0, lower_bound_seconds=0.81, peak_rss_mib=90,
+                   schedule_row_writes=0, vault_calls=111, aws_operations={})
+
+
+def test_fastest_wall_overlaps_every_call() -> None:
+    # 165 calls, 8 at a time: 21 round trips of 30 ms, plus 0.37 s outside the run.
+    assert round(_fastest_wall(measure(8, 1.37, 1.00), LATENCY), 2) == 1.0
+
+
+def test_speed_up_row_gives_ceiling() -> None:
+    rows = _speed_up_rows([measure(8, 1.37, 1.00), measure(1, 5.80, 5.46)], LATENCY)
+
+    assert rows[0] == ("| mcm, 45 accounts, first run: at least 6x faster than with "
+                       "concurrency 1 | 4.2x wall, 5.5x run (at most 5.8x) | no |")
+
+
+def test_speed_up_rows_need_both_runs() -> None:
+    assert _speed_up_rows([measure(8, 1.37, 1.00)], LATENCY) == []
