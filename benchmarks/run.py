@@ -19,10 +19,10 @@ import math
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks.scenario import Measure, run_scenario
+from benchmarks.scenario import BenchmarkError, Measure, run_scenario
 
 DEFAULT_MARKDOWN = Path("benchmarks/results.md")
 # Targets of docs/benchmarks.md.
@@ -37,21 +37,38 @@ BOUND_ACCOUNTS = 1000
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--accounts", type=int, nargs="+", default=[45, 1000],
+    parser.add_argument("--accounts", type=at_least(1), nargs="+", default=[45, 1000],
                         help="pool sizes to generate (default: 45 1000)")
     parser.add_argument("--latency-ms", type=float, default=30.0,
                         help="latency of every platform and AWS request, in ms (default: 30)")
-    parser.add_argument("--concurrency", type=int, default=8,
+    parser.add_argument("--concurrency", type=at_least(1), default=8,
                         help="RPA_CONCURRENCY of the concurrent runs (default: 8)")
-    parser.add_argument("--sequential-max", type=int, default=SPEED_UP_ACCOUNTS,
+    parser.add_argument("--sequential-max", type=at_least(0), default=SPEED_UP_ACCOUNTS,
                         help="also run with concurrency 1 for pools up to this size "
                              f"(default: {SPEED_UP_ACCOUNTS})")
-    parser.add_argument("--repeat", type=int, default=3,
+    parser.add_argument("--repeat", type=at_least(1), default=3,
                         help="runs of each pool of at most --sequential-max accounts; each "
                              "row keeps the median (default: 3)")
     parser.add_argument("--markdown", type=Path, default=DEFAULT_MARKDOWN,
                         help=f"file to write the tables to (default: {DEFAULT_MARKDOWN})")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0 <= args.latency_ms < math.inf:
+        parser.error(f"argument --latency-ms: must be 0 or more, got {args.latency_ms:g}")
+    return args
+
+
+def at_least(lowest: int) -> Callable[[str], int]:
+    """Return an argparse type for whole numbers of at least `lowest`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be {lowest} or more, got {value}")
+        return value
+
+    return parse
 
 
 def collect(args: argparse.Namespace) -> list[Measure]:
@@ -204,7 +221,12 @@ def operation_table(measures: list[Measure]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    text = render(collect(args), args)
+    try:
+        measures = collect(args)
+    except BenchmarkError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    text = render(measures, args)
     print(text)
     args.markdown.parent.mkdir(parents=True, exist_ok=True)
     args.markdown.write_text(text, encoding="utf-8")

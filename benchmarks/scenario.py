@@ -96,6 +96,10 @@ class Scenario:
     sites: dict[str, int]
 
 
+class BenchmarkError(Exception):
+    """A job of the benchmark did not run to its report; the message names the run."""
+
+
 def job_environment(servers: Servers, folder: Path, concurrency: int,
                     vault_url: str) -> dict[str, str]:
     """Build the child's environment: settings pointing at the stand-ins, fake AWS keys.
@@ -161,7 +165,12 @@ def run_job(scenario: Scenario, job: str, label: str) -> Measure:
         started = time.perf_counter()
         status = subprocess.run(command, stdout=output, env=environ, check=False).returncode
         seconds = time.perf_counter() - started
-    report = json.loads(report_path.read_text(encoding="utf-8"))
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise BenchmarkError(f"python -m rpa.{job} ({label} run, {scenario.accounts} "
+                             f"accounts) exited {status} without a report; its error is "
+                             "printed above") from None
     actions = report["actions"]
     return Measure(
         job=job, run=label, accounts=scenario.accounts, concurrency=scenario.concurrency,

@@ -1,9 +1,16 @@
-"""The speed-up rows of the benchmark's targets, from measures made up for the test."""
+"""The benchmark's speed-up rows, from measures made up for the test, and its job errors."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from benchmarks import scenario
 from benchmarks.run import _fastest_wall, _speed_up_rows
-from benchmarks.scenario import Measure
+from benchmarks.scenario import BenchmarkError, Measure, Scenario
 
 LATENCY = 0.03
 
@@ -31,3 +38,19 @@ def test_speed_up_row_gives_ceiling() -> None:
 
 def test_speed_up_rows_need_both_runs() -> None:
     assert _speed_up_rows([measure(8, 1.37, 1.00)], LATENCY) == []
+
+
+def test_job_without_report_is_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The job exits 2 before printing its report, as it does on a configuration error.
+    calls = SimpleNamespace(reset_calls=lambda: None)
+    servers = SimpleNamespace(platform=calls, aws=calls)
+    run = Scenario(servers, calls, "", tmp_path, tmp_path / "inventory.json", 45, 8, {})
+    monkeypatch.setattr(scenario, "job_environment", lambda *args: {})
+    monkeypatch.setattr(scenario.subprocess, "run",
+                        lambda command, **kwargs: subprocess.CompletedProcess(command, 2))
+
+    with pytest.raises(BenchmarkError) as raised:
+        scenario.run_job(run, "mcm", "first")
+
+    assert str(raised.value) == ("python -m rpa.mcm (first run, 45 accounts) exited 2 "
+                                 "without a report; its error is printed above")
