@@ -84,11 +84,6 @@ def observe(run: Run, accounts: Sequence[Account]) -> BaseObserved:
     names = [names_for(account, run.settings) for account in accounts]
     _read_listings(run, observed)
     _read_each_resource(run, names, observed)
-    if "iam" not in observed.errors and any(item.identity not in observed.identities
-                                            for item in names):
-        # Only a new identity needs the trust principal, so a run that creates none skips
-        # the STS call.
-        _guarded(observed, "iam", lambda: _observe_trust_principal(run, observed))
     return observed
 
 
@@ -108,13 +103,6 @@ def _read_listings(run: Run, observed: BaseObserved) -> None:
             _record_error(observed, service, result)
 
 
-def _guarded(observed: BaseObserved, service: str, read: Callable[[], object]) -> None:
-    try:
-        read()
-    except errors.ClientError as err:
-        _record_error(observed, service, err)
-
-
 def _record_error(observed: BaseObserved, service: str, err: errors.ClientError) -> None:
     log.error("cannot read %s: %s", service, err)
     observed.errors.setdefault(service, str(err))
@@ -122,6 +110,8 @@ def _record_error(observed: BaseObserved, service: str, err: errors.ClientError)
 
 # A per-resource read: the service it counts for, the resource, and the call.
 ResourceRead = tuple[str, str, Callable[[], object]]
+# The resource of the read of the principal that new IAM identities trust.
+TRUST_PRINCIPAL = "trust principal"
 
 
 def _read_each_resource(run: Run, names: Sequence[Names], observed: BaseObserved) -> None:
@@ -130,11 +120,14 @@ def _read_each_resource(run: Run, names: Sequence[Names], observed: BaseObserved
     A failed read fails its whole service, as a failed listing does, so the plan never acts
     on a partial view of it.
     """
-    reads = _bucket_reads(run, names, observed) + _policy_reads(run, names, observed)
+    reads = (_bucket_reads(run, names, observed) + _policy_reads(run, names, observed)
+             + _trust_principal_read(run, names, observed))
     results = read_all([read for _, _, read in reads], workers=run.settings.concurrency)
     for (service, resource, _), result in zip(reads, results, strict=True):
         if isinstance(result, errors.ClientError):
             _record_error(observed, service, result)
+        elif resource == TRUST_PRINCIPAL:
+            observed.trust_principal = str(result)
         elif service == "s3" and isinstance(result, BucketConfig):
             observed.bucket_configs[resource] = result
         elif service == "s3" and result is True:
@@ -146,6 +139,7 @@ def _read_each_resource(run: Run, names: Sequence[Names], observed: BaseObserved
         observed.taken_elsewhere.clear()
     if "iam" in observed.errors:
         observed.policies.clear()
+        observed.trust_principal = ""
 
 
 def _bucket_reads(run: Run, names: Sequence[Names], observed: BaseObserved
@@ -172,8 +166,18 @@ def _policy_reads(run: Run, names: Sequence[Names], observed: BaseObserved
             for identity in existing]
 
 
-def _observe_trust_principal(run: Run, observed: BaseObserved) -> None:
-    observed.trust_principal = run.settings.iam_trust_principal or run.env.iam().account_root()
+def _trust_principal_read(run: Run, names: Sequence[Names], observed: BaseObserved
+                          ) -> list[ResourceRead]:
+    """Return the read of the principal that new identities trust, if one is to be created.
+
+    A run that creates no identity, or whose settings name the principal, makes no STS call.
+    """
+    if "iam" in observed.errors or all(item.identity in observed.identities for item in names):
+        return []
+    principal = run.settings.iam_trust_principal
+    if principal:
+        return [("iam", TRUST_PRINCIPAL, lambda: principal)]
+    return [("iam", TRUST_PRINCIPAL, run.env.iam().account_root)]
 
 
 # Plan: pure.

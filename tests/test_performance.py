@@ -279,6 +279,15 @@ def test_modeler_observes_with_one_listing_per_site(sandbox: Servers,
     }
 
 
+def test_new_identities_read_caller_once(sandbox: Servers,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    reset_counts(sandbox)
+    run_json(capsys, "modeler")
+
+    # New IAM identities trust the account's root, read with one STS call for all of them.
+    assert aws_operations(sandbox)["sts:GetCallerIdentity"] == 1
+
+
 def test_mcm_no_change_run_writes_nothing(sandbox: Servers,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     first = run_json(capsys, "mcm")
