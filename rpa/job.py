@@ -37,6 +37,7 @@ from rpa.locks import hold_account_lock, hold_job_lock, lock_problems
 from rpa.logs import setup_logging
 from rpa.plan import Action, Outcome, Problem, Status, count_by_status, guard_deletions
 from rpa.report import EXIT_FAILED, EXIT_USAGE, RunReport, render_text
+from rpa.schedule import load_calendars
 from rpa.settings import Settings
 from rpa.shard import Shard, select_shard
 
@@ -164,12 +165,13 @@ def _run(job: Job, run: Run) -> RunReport:
 
 @contextmanager
 def _warming_up(job: Job, run: Run) -> Iterator[None]:
-    """Connect to the database and build the job's AWS clients while the records are read.
+    """Prepare what the run needs and the records do not, while the records are read.
 
-    Each costs a round trip or tens of milliseconds of CPU, and none needs the records, so
-    above RPA_CONCURRENCY 1 they overlap the Vault reads. The run uses them through the
-    environment, which waits for a client under way. A failure is left to the step that needs
-    the client, which reports it.
+    The database connection, the job's AWS clients and the zone and holiday calendars each
+    cost a round trip or tens of milliseconds of CPU, so above RPA_CONCURRENCY 1 a thread
+    prepares them during the Vault reads. The run uses them through the environment, which
+    waits for a client under way. A failure is left to the step that needs the client,
+    which reports it.
     """
     if run.settings.concurrency <= 1:
         yield
@@ -180,6 +182,7 @@ def _warming_up(job: Job, run: Run) -> Iterator[None]:
 
 
 def _warm_up(job: Job, run: Run) -> None:
+    load_calendars()
     try:
         run.env.database()
     except (errors.ClientError, EnvironmentError) as err:
