@@ -40,7 +40,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--accounts", type=at_least(1), nargs="+", default=[45, 1000],
                         help="pool sizes to generate (default: 45 1000)")
     parser.add_argument("--latency-ms", type=float, default=30.0,
-                        help="latency of every platform and AWS request, in ms (default: 30)")
+                        help="latency of every platform, AWS and Vault request, in ms "
+                             "(default: 30)")
     parser.add_argument("--concurrency", type=at_least(1), default=8,
                         help="RPA_CONCURRENCY of the concurrent runs (default: 8)")
     parser.add_argument("--sequential-max", type=at_least(0), default=SPEED_UP_ACCOUNTS,
@@ -54,6 +55,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0 <= args.latency_ms < math.inf:
         parser.error(f"argument --latency-ms: must be 0 or more, got {args.latency_ms:g}")
+    # Checked before the runs, which take minutes, rather than when the tables are written.
+    folder = args.markdown.parent
+    if folder.exists() and not folder.is_dir():
+        parser.error(f"argument --markdown: {folder} is a file, not a folder")
+    try:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        parser.error(f"argument --markdown: cannot create the folder of {args.markdown}: "
+                     f"{err.strerror}")
+    if args.markdown.is_dir():
+        parser.error(f"argument --markdown: {args.markdown} is a folder, not a file")
     return args
 
 
@@ -228,8 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     text = render(measures, args)
     print(text)
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text(text, encoding="utf-8")
+    try:
+        args.markdown.write_text(text, encoding="utf-8")
+    except OSError as err:
+        print(f"error: cannot write {args.markdown}: {err.strerror}; the tables are above",
+              file=sys.stderr)
+        return 1
     print(f"written to {args.markdown}", file=sys.stderr)
     return 0
 

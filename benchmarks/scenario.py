@@ -195,7 +195,9 @@ def count_calls(scenario: Scenario) -> dict[str, Any]:
 
     - Vault: 1 for the folder listings, sent together, plus reads / C;
     - observe: the pages of the longest listing, since each page waits for the one before,
-      or 1 listing plus resource reads / C, since those reads need a listing first;
+      or 1 listing plus resource reads / C, since those reads need a listing first. All
+      calls of one AWS listing operation count as pages of one listing, which overstates
+      the step by a round trip where a job sends two listings of one operation together;
     - apply: writes / C, or the writes to the busiest site / min(S, C).
 
     Each part is rounded up to whole round trips.

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from benchmarks import scenario
-from benchmarks.run import _fastest_wall, _speed_up_rows
+from benchmarks.run import _fastest_wall, _speed_up_rows, parse_args
 from benchmarks.scenario import BenchmarkError, Measure, Scenario
 
 LATENCY = 0.03
@@ -54,3 +54,18 @@ def test_job_without_report_is_error(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     assert str(raised.value) == ("python -m rpa.mcm (first run, 45 accounts) exited 2 "
                                  "without a report; its error is printed above")
+
+
+@pytest.mark.parametrize(("markdown", "message"), [
+    ("taken/out.md", "argument --markdown: {tmp}/taken is a file, not a folder"),
+    (".", "argument --markdown: {tmp} is a folder, not a file"),
+])
+def test_markdown_path_checked_first(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     markdown: str, message: str) -> None:
+    (tmp_path / "taken").write_text("", encoding="utf-8")
+
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["--markdown", str(tmp_path / markdown)])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(message.format(tmp=tmp_path))
