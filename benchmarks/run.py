@@ -185,7 +185,7 @@ def _bound_rows(measures: list[Measure]) -> list[str]:
 
 
 def _speed_up_rows(measures: list[Measure], latency_seconds: float) -> list[str]:
-    """Compare the first runs of both concurrencies, with the highest speed-up their calls allow."""
+    """Build the speed-up rows of the first runs, each with the highest its calls allow."""
     first = [m for m in measures if m.accounts == SPEED_UP_ACCOUNTS and m.run == "first"]
     sequential = [m for m in first if m.concurrency == 1]
     concurrent = [m for m in first if m.concurrency > 1]

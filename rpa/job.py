@@ -186,14 +186,15 @@ def _warm_up(job: Job, run: Run) -> None:
     try:
         run.env.database()
     except (errors.ClientError, EnvironmentError) as err:
-        log.debug("database not connected ahead of use: %s", err)
+        log.debug("warm-up: database connection failed, reported when the run needs it: %s",
+                  err)
     build_clients = getattr(job, "warm_up", None)
     if build_clients is None:
         return
     try:
         build_clients(run)
     except Exception as err:  # the observe step builds the client again and reports it
-        log.debug("AWS clients not built ahead of use: %s", err)
+        log.debug("warm-up: building the AWS clients failed, retried when needed: %s", err)
 
 
 def _reconcile(job: Job, run: Run) -> RunReport:

@@ -39,7 +39,7 @@ def test_database_down_changes_nothing(sandbox: Servers, run_job: JobRunner,
 
 def test_database_down_dry_run_tries_once(run_job: JobRunner, small_inventory: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    # The warm-up thread connects first, and the plan step meets its error again.
+    # The warm-up thread connects first, and the plan step raises the error it kept.
     monkeypatch.setenv("RPA_DB_URL", "mysql+pymysql://rpa:db-Secret-9@127.0.0.1:9/platform")
     attempts: list[str] = []
     connect = Database.connect
